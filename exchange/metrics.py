@@ -1,0 +1,166 @@
+"""Every Prometheus metric of Gavel, defined once.
+
+Each server owns a :class:`CollectorRegistry` (so several servers can live in one test process) and
+binds label children once per bidder (``labels()`` on every call costs ~1 us; a bound child ~0.3 us).
+No per-request ids are ever labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Auction and bidder latency buckets, from 100 us up to past the deadline.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05,
+    0.075, 0.09, 0.1, 0.11, 0.125, 0.15, 0.25, 0.5, 1.0,
+)  # fmt: skip
+PRICE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 50)
+OUTCOMES = ("bid", "nobid", "timeout", "error", "invalid")
+NOTICE_KINDS = ("win", "loss", "billing")
+NOTICE_RESULTS = ("sent", "failed", "dropped", "blocked")
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+@dataclass(slots=True)
+class BidderMetrics:
+    """Label children pre-bound for one bidder."""
+
+    latency: object
+    outcomes: dict[str, object]
+    wins: object
+    impressions: object
+    spend: object
+    dropped: Counter
+
+
+class ExchangeMetrics:
+    """The SSP's metrics: auctions, bidders, prices, notices."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=False)
+        self.auction_duration = Histogram(
+            "gavel_auction_duration_seconds",
+            "Time from request arrival to the answer being ready, per auction.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.auctions = Counter(
+            "gavel_auctions_total",
+            "Auctions by result: filled (at least one imp won), unfilled, rejected (bad request), "
+            "overload (shed at once because too many auctions were in flight).",
+            ["result"],
+            registry=r,
+        )
+        self.imps = Counter(
+            "gavel_imps_total", "Imps auctioned, by result (filled or unfilled).", ["result"], registry=r
+        )
+        self.inflight = Gauge("gavel_auctions_in_flight", "Auctions being run now.", registry=r)
+        self.bidder_latency = Histogram(
+            "gavel_bidder_latency_seconds",
+            "Time from sending a bid request to a bidder to its answer (timeouts at the cutoff).",
+            ["bidder"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.bidder_outcomes = Counter(
+            "gavel_bidder_outcomes_total",
+            "Bidder calls by outcome: bid, nobid, timeout, error, invalid.",
+            ["bidder", "result"],
+            registry=r,
+        )
+        self.bids_dropped = Counter(
+            "gavel_bids_dropped_total",
+            "Bids not admitted to the auction, by OpenRTB loss reason code.",
+            ["bidder", "code"],
+            registry=r,
+        )
+        self.wins = Counter("gavel_wins_total", "Imps won, by bidder.", ["bidder"], registry=r)
+        self.clearing_price = Histogram(
+            "gavel_clearing_price_cpm",
+            "Clearing prices of won imps (CPM, exchange currency).",
+            buckets=PRICE_BUCKETS,
+            registry=r,
+        )
+        self.impressions = Counter(
+            "gavel_impressions_total", "Billed impressions (impression beacons), by bidder.", ["bidder"], registry=r
+        )
+        self.spend = Counter(
+            "gavel_spend_total",
+            "Money billed to bidders for impressions (exchange currency, not CPM).",
+            ["bidder"],
+            registry=r,
+        )
+        self.publisher_revenue = Counter(
+            "gavel_publisher_revenue_total",
+            "Money owed to publishers for billed impressions (spend less the exchange fee).",
+            registry=r,
+        )
+        self.clicks = Counter("gavel_clicks_total", "Click beacons, by bidder.", ["bidder"], registry=r)
+        self.notices = Counter(
+            "gavel_notices_total",
+            "Notices (win, loss, billing) by result: sent, failed, dropped (queue full), "
+            "blocked (host is not a configured DSP).",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.notice_queue = Gauge("gavel_notice_queue_length", "Notices waiting to be sent.", registry=r)
+        self.late_calls = Gauge(
+            "gavel_late_bidder_calls", "Bidder calls past their auction's deadline still draining.", registry=r
+        )
+        self._bidders: dict[str, BidderMetrics] = {}
+        self.filled = self.auctions.labels("filled")
+        self.unfilled = self.auctions.labels("unfilled")
+        self.rejected = self.auctions.labels("rejected")
+        self.overload = self.auctions.labels("overload")
+        self.imps_filled = self.imps.labels("filled")
+        self.imps_unfilled = self.imps.labels("unfilled")
+        self.notice_children = {
+            (k, res): self.notices.labels(k, res) for k in NOTICE_KINDS for res in NOTICE_RESULTS
+        }
+
+    def bidder(self, name: str) -> BidderMetrics:
+        """The pre-bound children for ``name`` (bound on first use, then cached)."""
+        m = self._bidders.get(name)
+        if m is None:
+            m = BidderMetrics(
+                latency=self.bidder_latency.labels(name),
+                outcomes={o: self.bidder_outcomes.labels(name, o) for o in OUTCOMES},
+                wins=self.wins.labels(name),
+                impressions=self.impressions.labels(name),
+                spend=self.spend.labels(name),
+                dropped=self.bids_dropped,
+            )
+            self._bidders[name] = m
+        return m
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class DspMetrics:
+    """A DSP server's metrics: requests answered, faults injected, notices received."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=False)
+        self.requests = Counter(
+            "gavel_dsp_requests_total",
+            "Bid requests by answer: bid, nobid, invalid (request rejected), and the injected "
+            "faults hang, error, garbage.",
+            ["result"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "gavel_dsp_bid_duration_seconds",
+            "Time spent answering a bid request, injected latency included.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.notices = Counter(
+            "gavel_dsp_notices_total", "Notices received, by kind.", ["kind"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
