@@ -97,7 +97,9 @@ def parse_bid_response(
     dropped: list[Dropped] = []
     for sb in seatbids:
         if not isinstance(sb, dict) or not isinstance(sb.get("bid"), list):
-            dropped.append(Dropped(bidder, None, None, loss.INVALID_RESPONSE, "seatbid.bid must be an array"))
+            dropped.append(
+                Dropped(bidder, None, None, loss.INVALID_RESPONSE, "seatbid.bid must be an array")
+            )
             continue
         seat = sb.get("seat")
         seat = seat if isinstance(seat, str) and seat else bidder
@@ -151,7 +153,7 @@ def _check_bid(
     if adm is None and nurl is None:
         drop(loss.MISSING_MARKUP, "bid has neither adm nor nurl")
         return None
-    if request.bseat and seat in request.bseat or request.wseat and seat not in request.wseat:
+    if (request.bseat and seat in request.bseat) or (request.wseat and seat not in request.wseat):
         drop(loss.SEAT_BLOCKED, f"seat {seat!r} is blocked")
         return None
     adomain = _str_tuple(raw.get("adomain"))

@@ -13,7 +13,13 @@ LOSS = "loss"
 BILLING = "billing"
 CLICK = "click"
 CONVERSION = "conversion"
-HOOKS = {WIN: "on_win", LOSS: "on_loss", BILLING: "on_billing", CLICK: "on_click", CONVERSION: "on_conversion"}
+HOOKS = {
+    WIN: "on_win",
+    LOSS: "on_loss",
+    BILLING: "on_billing",
+    CLICK: "on_click",
+    CONVERSION: "on_conversion",
+}
 
 
 @dataclass(slots=True, frozen=True)

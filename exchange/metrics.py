@@ -19,7 +19,7 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 PRICE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 50)
 OUTCOMES = ("bid", "nobid", "timeout", "error", "invalid")
-NOTICE_KINDS = ("win", "loss", "billing")
+NOTICE_KINDS = ("win", "loss", "billing", "click")
 NOTICE_RESULTS = ("sent", "failed", "dropped", "blocked")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -55,7 +55,10 @@ class ExchangeMetrics:
             registry=r,
         )
         self.imps = Counter(
-            "gavel_imps_total", "Imps auctioned, by result (filled or unfilled).", ["result"], registry=r
+            "gavel_imps_total",
+            "Imps auctioned, by result (filled or unfilled).",
+            ["result"],
+            registry=r,
         )
         self.inflight = Gauge("gavel_auctions_in_flight", "Auctions being run now.", registry=r)
         self.bidder_latency = Histogram(
@@ -85,7 +88,10 @@ class ExchangeMetrics:
             registry=r,
         )
         self.impressions = Counter(
-            "gavel_impressions_total", "Billed impressions (impression beacons), by bidder.", ["bidder"], registry=r
+            "gavel_impressions_total",
+            "Billed impressions (impression beacons), by bidder.",
+            ["bidder"],
+            registry=r,
         )
         self.spend = Counter(
             "gavel_spend_total",
@@ -98,7 +104,9 @@ class ExchangeMetrics:
             "Money owed to publishers for billed impressions (spend less the exchange fee).",
             registry=r,
         )
-        self.clicks = Counter("gavel_clicks_total", "Click beacons, by bidder.", ["bidder"], registry=r)
+        self.clicks = Counter(
+            "gavel_clicks_total", "Click beacons, by bidder.", ["bidder"], registry=r
+        )
         self.notices = Counter(
             "gavel_notices_total",
             "Notices (win, loss, billing) by result: sent, failed, dropped (queue full), "
@@ -106,9 +114,13 @@ class ExchangeMetrics:
             ["kind", "result"],
             registry=r,
         )
-        self.notice_queue = Gauge("gavel_notice_queue_length", "Notices waiting to be sent.", registry=r)
+        self.notice_queue = Gauge(
+            "gavel_notice_queue_length", "Notices waiting to be sent.", registry=r
+        )
         self.late_calls = Gauge(
-            "gavel_late_bidder_calls", "Bidder calls past their auction's deadline still draining.", registry=r
+            "gavel_late_bidder_calls",
+            "Bidder calls past their auction's deadline still draining.",
+            registry=r,
         )
         self._bidders: dict[str, BidderMetrics] = {}
         self.filled = self.auctions.labels("filled")
@@ -117,9 +129,9 @@ class ExchangeMetrics:
         self.overload = self.auctions.labels("overload")
         self.imps_filled = self.imps.labels("filled")
         self.imps_unfilled = self.imps.labels("unfilled")
-        self.notice_children = {
-            (k, res): self.notices.labels(k, res) for k in NOTICE_KINDS for res in NOTICE_RESULTS
-        }
+        for k in NOTICE_KINDS:  # export every series from the start, at zero
+            for res in NOTICE_RESULTS:
+                self.notices.labels(k, res)
 
     def bidder(self, name: str) -> BidderMetrics:
         """The pre-bound children for ``name`` (bound on first use, then cached)."""

@@ -157,7 +157,9 @@ def _parse_imp(
     if isinstance(iid, int) and not isinstance(iid, bool) and not strict:
         iid = str(iid)
     if not isinstance(iid, str) or not iid:
-        raise RequestError(f"{where}.id is required and must be a non-empty string", field=f"{where}.id")
+        raise RequestError(
+            f"{where}.id is required and must be a non-empty string", field=f"{where}.id"
+        )
     media = tuple(m for m in MEDIA_TYPES if isinstance(obj.get(m), dict))
     if not media and strict:
         raise RequestError(

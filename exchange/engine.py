@@ -1,0 +1,320 @@
+"""The exchange: one auction per request, from fan-out to notices.
+
+``Exchange.auction`` calls every bidder under the deadline, validates what came back, auctions each
+imp on its own, records the wins for their beacons and queues the notices. It owns the clock, the
+deadline, validation and the auction; bidders own none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from exchange import feedback, loss
+from exchange.auction import ImpResult, run_auction
+from exchange.bids import Bid
+from exchange.fanout import BID, ERROR, INVALID, NOBID, TIMEOUT, FanOut, Outcome
+from exchange.macros import format_price, substitute
+from exchange.metrics import ExchangeMetrics
+from exchange.notices import NoticeSender
+from exchange.openrtb import MICROS, BidRequest
+from exchange.settings import ExchangeSettings
+from exchange.stats import Stats
+from exchange.transport import Transport
+from exchange.winbook import Win, WinBook
+
+log = logging.getLogger(__name__)
+
+_COUNT_FIELD = {
+    BID: "bids",
+    NOBID: "nobids",
+    TIMEOUT: "timeouts",
+    ERROR: "errors",
+    INVALID: "invalid",
+}
+
+
+@dataclass(slots=True)
+class AuctionResult:
+    request: BidRequest
+    token: str  # exchange-unique auction id; beacon tokens are "<token>.<imp index>"
+    imps: list[ImpResult]
+    outcomes: list[Outcome]
+    duration: float  # seconds from arrival to the result
+
+    @property
+    def filled(self) -> bool:
+        return any(r.winner is not None for r in self.imps)
+
+
+class Exchange:
+    def __init__(
+        self,
+        *,
+        settings: ExchangeSettings,
+        transports: Sequence[Transport],
+        metrics: ExchangeMetrics | None = None,
+        notices: NoticeSender | None = None,
+        stats: Stats | None = None,
+        winbook: WinBook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.transports = {t.name: t for t in transports}
+        if len(self.transports) != len(transports):
+            raise ValueError("bidder names must be unique")
+        self.fanout = FanOut(
+            transports,
+            currency=settings.currency,
+            late_calls=settings.late_calls,
+            max_late=settings.max_late,
+        )
+        self.metrics = metrics or ExchangeMetrics()
+        self.notices = notices
+        self.stats = stats or Stats()
+        self.winbook = winbook or WinBook()
+        self.rng = random.Random(settings.seed)
+        self.increment_micros = round(settings.increment * MICROS)
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(4).hex()
+        for name in self.transports:
+            self.metrics.bidder(name)
+            self.stats.bidder(name)
+
+    def budget_s(self, request: BidRequest) -> float:
+        """The auction's time budget: the request's ``tmax`` capped by the configured maximum.
+
+        A ``tmax`` of 0 or none means "no limit of its own" and gets the maximum.
+        """
+        cap = self.settings.tmax_ms
+        return (min(request.tmax, cap) if request.tmax else cap) / 1000
+
+    async def auction(self, request: BidRequest, *, arrival: float) -> AuctionResult:
+        """Run the auction of ``request``, which arrived at ``arrival`` (``time.perf_counter()``)."""
+        loop = asyncio.get_running_loop()
+        cutoff = arrival + self.budget_s(request) - self.settings.margin_ms / 1000
+        outcomes = await self.fanout.run(request, cutoff=cutoff)
+
+        by_imp: dict[str, list[Bid]] = {}
+        for outcome in outcomes:
+            for bid in outcome.bids:
+                by_imp.setdefault(bid.impid, []).append(bid)
+        at = 1 if request.at == 1 else 2
+        results = [
+            run_auction(
+                imp,
+                by_imp.get(imp.id, ()),
+                at=at,
+                rng=self.rng,
+                increment_micros=self.increment_micros,
+            )
+            for imp in request.imp
+        ]
+        token = f"{self._prefix}{next(self._ids):x}"
+        result = AuctionResult(request, token, results, outcomes, 0.0)
+        self._settle(result, loop)
+        result.duration = time.perf_counter() - arrival
+        self._record(result)
+        return result
+
+    # -- after the auction -------------------------------------------------------------------
+
+    def _settle(self, result: AuctionResult, loop: asyncio.AbstractEventLoop) -> None:
+        """Record wins for their beacons and queue win/loss notices and feedback."""
+        request = result.request
+        events: list[tuple[Any, feedback.AuctionEvent]] = []
+        for i, res in enumerate(result.imps):
+            winner = res.winner
+            if winner is not None:
+                self.winbook.add(
+                    Win(
+                        f"{result.token}.{i}",
+                        request.id,
+                        winner,
+                        res.price_micros,
+                        time.monotonic(),
+                    )
+                )
+                self._notify(
+                    events,
+                    feedback.WIN,
+                    request,
+                    winner,
+                    res.price_micros,
+                    loss.WON,
+                    res.price_micros,
+                )
+            for bid, code in res.losers:
+                self._notify(
+                    events,
+                    feedback.LOSS,
+                    request,
+                    bid,
+                    res.price_micros,
+                    code,
+                    res.min_to_win_micros,
+                )
+        if events:
+            loop.call_soon(_deliver_all, events)
+
+    def _notify(
+        self,
+        events: list[tuple[Any, feedback.AuctionEvent]],
+        kind: str,
+        request: BidRequest,
+        bid: Bid,
+        price_micros: int,
+        code: int,
+        min_to_win_micros: int,
+    ) -> None:
+        transport = self.transports[bid.bidder]
+        if transport.kind == "inprocess":
+            events.append(
+                (
+                    transport,
+                    self._event(kind, request.id, bid, price_micros, code, min_to_win_micros),
+                )
+            )
+            return
+        url = bid.nurl if kind == feedback.WIN else bid.lurl
+        if kind == feedback.WIN and bid.adm is None:
+            return  # the markup comes from the nurl, fetched by whoever renders the ad
+        if url and self.notices is not None:
+            values = self.macro_values(request.id, bid, price_micros, code, min_to_win_micros)
+            self.notices.send(kind, substitute(url, values))
+
+    def impression(self, token: str) -> Win | None:
+        """The impression beacon: bill the win once and fire its ``burl``. None if unknown or repeated."""
+        win = self.winbook.get(token)
+        if win is None or win.billed:
+            return None
+        win.billed = True
+        bid = win.bid
+        price = win.price_micros
+        fee = price * self.settings.fee_bps // 10_000
+        m = self.metrics.bidder(bid.bidder)
+        m.impressions.inc()
+        m.spend.inc(price / 1000 / MICROS)
+        self.metrics.publisher_revenue.inc((price - fee) / 1000 / MICROS)
+        s = self.stats
+        b = s.bidder(bid.bidder)
+        b.impressions += 1
+        b.spend_cpm_micros += price
+        s.impressions += 1
+        s.spend_cpm_micros += price
+        s.fee_cpm_micros += fee
+        s.publisher_cpm_micros += price - fee
+        self._feedback(feedback.BILLING, win, bid.burl)
+        return win
+
+    def click(self, token: str) -> Win | None:
+        """The click beacon: count it and tell the bidder. None if the token is unknown."""
+        win = self.winbook.get(token)
+        if win is None:
+            return None
+        win.clicks += 1
+        self.metrics.clicks.labels(win.bid.bidder).inc()
+        self.stats.clicks += 1
+        self.stats.bidder(win.bid.bidder).clicks += 1
+        transport = self.transports[win.bid.bidder]
+        self._feedback(feedback.CLICK, win, getattr(transport, "click_url", None))
+        return win
+
+    def _feedback(self, kind: str, win: Win, url: str | None) -> None:
+        transport = self.transports[win.bid.bidder]
+        if transport.kind == "inprocess":
+            event = self._event(
+                kind, win.auction_id, win.bid, win.price_micros, loss.WON, win.price_micros
+            )
+            _deliver_all([(transport, event)])
+        elif url and self.notices is not None:
+            values = self.macro_values(
+                win.auction_id, win.bid, win.price_micros, loss.WON, win.price_micros
+            )
+            self.notices.send(kind, substitute(url, values))
+
+    def macro_values(
+        self, auction_id: str, bid: Bid, price_micros: int, code: int, min_to_win_micros: int
+    ) -> dict[str, str]:
+        return {
+            "AUCTION_ID": auction_id,
+            "AUCTION_BID_ID": bid.bidid or bid.id,
+            "AUCTION_IMP_ID": bid.impid,
+            "AUCTION_SEAT_ID": bid.seat,
+            "AUCTION_AD_ID": bid.adid or "",
+            "AUCTION_PRICE": format_price(price_micros),
+            "AUCTION_CURRENCY": self.settings.currency,
+            "AUCTION_LOSS": str(code),
+            "AUCTION_MIN_TO_WIN": format_price(min_to_win_micros),
+        }
+
+    def _event(
+        self,
+        kind: str,
+        auction_id: str,
+        bid: Bid,
+        price_micros: int,
+        code: int,
+        min_to_win_micros: int,
+    ) -> feedback.AuctionEvent:
+        return feedback.AuctionEvent(
+            kind=kind,
+            auction_id=auction_id,
+            imp_id=bid.impid,
+            bid_id=bid.id,
+            seat=bid.seat,
+            ad_id=bid.adid,
+            price=price_micros / MICROS,
+            currency=self.settings.currency,
+            loss=None if kind in (feedback.WIN, feedback.BILLING, feedback.CLICK) else code,
+            min_to_win=min_to_win_micros / MICROS if kind == feedback.LOSS else None,
+        )
+
+    def _record(self, result: AuctionResult) -> None:
+        metrics, stats = self.metrics, self.stats
+        metrics.auction_duration.observe(result.duration)
+        stats.auctions += 1
+        stats.recent.append(result.duration)
+        for outcome in result.outcomes:
+            m = metrics.bidder(outcome.bidder)
+            m.latency.observe(outcome.latency)
+            m.outcomes[outcome.result].inc()
+            b = stats.bidder(outcome.bidder)
+            b.requests += 1
+            field = _COUNT_FIELD[outcome.result]
+            setattr(b, field, getattr(b, field) + 1)
+            if outcome.dropped:
+                b.bids_dropped += len(outcome.dropped)
+                for d in outcome.dropped:
+                    m.dropped.labels(outcome.bidder, str(d.code)).inc()
+        filled = 0
+        for res in result.imps:
+            if res.winner is not None:
+                filled += 1
+                metrics.bidder(res.winner.bidder).wins.inc()
+                stats.bidder(res.winner.bidder).wins += 1
+                metrics.clearing_price.observe(res.price_micros / MICROS)
+        n = len(result.imps)
+        stats.imps += n
+        stats.imps_filled += filled
+        metrics.imps_filled.inc(filled)
+        metrics.imps_unfilled.inc(n - filled)
+        if filled:
+            stats.filled += 1
+            metrics.filled.inc()
+        else:
+            metrics.unfilled.inc()
+
+
+def _deliver_all(events: list[tuple[Any, feedback.AuctionEvent]]) -> None:
+    for transport, event in events:
+        try:
+            transport.feedback(event)
+        except Exception:
+            log.exception("bidder %s failed on its %s hook", transport.name, event.kind)

@@ -1,0 +1,59 @@
+"""How the exchange reaches a bidder: over HTTP (:mod:`exchange.http_bidder`) or in-process.
+
+A transport answers one call with the bidder's raw reply: ``None`` for a no-bid, the body bytes of
+an HTTP answer, or the dict an in-process bidder returned. Validation happens in one place for both
+(:mod:`exchange.fanout`), so an in-process bidder goes through exactly what an HTTP one does.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol
+
+from exchange.feedback import AuctionEvent, deliver
+from exchange.openrtb import BidRequest
+
+
+class BidderError(Exception):
+    """A call that failed (connection refused, HTTP 500, body too large...); outcome ``error``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Transport(Protocol):
+    name: str
+    #: "http" or "inprocess"; sync in-process bidders are called inline, the rest as tasks.
+    kind: str
+    is_async: bool
+
+    async def call(
+        self, request: BidRequest, payload: bytes, tmax_ms: int
+    ) -> bytes | dict[str, Any] | None: ...
+
+
+class InProcessBidder:
+    """Calls a bidder object directly: ``bid(request)``, sync or ``async def``.
+
+    Feedback reaches the object's hooks (``on_win``, ``on_loss``...) directly, with the same
+    :class:`~exchange.feedback.AuctionEvent` the DSP server builds from a notice URL.
+    """
+
+    kind = "inprocess"
+
+    def __init__(self, *, name: str, bidder: Any) -> None:
+        self.name = name
+        self.bidder = bidder
+        self.is_async = inspect.iscoroutinefunction(bidder.bid)
+
+    def call_sync(self, request: BidRequest) -> Any:
+        return self.bidder.bid(request)
+
+    async def call(self, request: BidRequest, payload: bytes, tmax_ms: int) -> Any:
+        if self.is_async:
+            return await self.bidder.bid(request)
+        return self.bidder.bid(request)
+
+    def feedback(self, event: AuctionEvent) -> None:
+        deliver(self.bidder, event)

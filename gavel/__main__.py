@@ -1,0 +1,3 @@
+from gavel.cli import main
+
+raise SystemExit(main())

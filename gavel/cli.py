@@ -1,0 +1,207 @@
+"""The ``gavel`` command: serve an SSP or a DSP, or run the demo world.
+
+Exit codes: 0 ok, 1 a check or SLO failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from exchange.config import ConfigError, override
+
+EXAMPLES = """\
+examples:
+  gavel run                                   the demo world: an SSP, 4 DSPs, traffic, 30 s
+  gavel run --duration 10 --qps 200           shorter and busier
+  gavel ssp --port 8000 --dsp a=http://127.0.0.1:9001/openrtb2/bid --dsp b=http://127.0.0.1:9002/openrtb2/bid
+  gavel dsp --port 9001 --strategy constant --param price=1.5
+  gavel dsp --port 9002 --strategy random --param low=0.5 --param high=3 --latency-ms 40 --hang-rate 0.05
+"""
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gavel",
+        description="Gavel: a real-time bidding ad exchange simulator (OpenRTB 2.6 over HTTP, "
+        "a hard deadline, second-price auctions).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "ssp",
+        help="serve the SSP (OpenRTB intake, /ad, beacons, /metrics)",
+        description="Serve the SSP: POST /openrtb2/auction and /ad fan out to every DSP under the deadline.",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="scenario file (TOML); default: built-in defaults"
+    )
+    p.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default from config: 8000)")
+    p.add_argument(
+        "--dsp",
+        action="append",
+        type=_name_value,
+        default=[],
+        metavar="NAME=URL",
+        help="an HTTP DSP's bid URL; repeatable; replaces a config DSP of the same name",
+    )
+    p.add_argument("--tmax-ms", type=int, help="the most an auction may take, in ms (default 100)")
+    p.add_argument("--seed", type=int, help="seed of the auction's tie-break RNG")
+
+    p = sub.add_parser(
+        "dsp",
+        help="serve one bidder as a DSP over OpenRTB, with optional fault injection",
+        description="Serve a bidder at POST /openrtb2/bid with /win, /bill, /loss, /click notices.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, required=True, help="port to listen on")
+    p.add_argument("--name", default="dsp", help="this DSP's name (seat), for logs and metrics")
+    p.add_argument(
+        "--strategy",
+        default="constant",
+        help="registry id (constant, random) or package.module:Class (default constant)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        type=_name_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword parameter of the bidder; repeatable (values are read as numbers, "
+        "booleans or strings)",
+    )
+    p.add_argument("--seed", type=int, help="seed of the bidder and of the fault draws")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request (ms)")
+    p.add_argument(
+        "--latency-jitter-ms", type=float, default=0.0, help="spread of the added latency (ms)"
+    )
+    p.add_argument(
+        "--latency-dist",
+        default="fixed",
+        choices=["fixed", "uniform", "exponential", "lognormal"],
+        help="distribution of the added latency (default fixed)",
+    )
+    p.add_argument("--hang-rate", type=_rate, default=0.0, help="share of requests that hang (0-1)")
+    p.add_argument(
+        "--error-rate", type=_rate, default=0.0, help="share of requests answered HTTP 500 (0-1)"
+    )
+    p.add_argument(
+        "--garbage-rate", type=_rate, default=0.0, help="share answered with malformed JSON (0-1)"
+    )
+    p.add_argument(
+        "--hang-s", type=float, default=30.0, help="how long a hang lasts (s) before a 204"
+    )
+
+    p = sub.add_parser(
+        "run",
+        help="run the demo world: an SSP, several DSPs and a traffic driver, with live status",
+        description="Start the SSP and the DSP servers of a scenario as separate processes, drive /ad "
+        "traffic at a steady rate, print a status line each second and a summary at the end. "
+        "Ctrl-C stops everything.",
+    )
+    p.add_argument("--config", metavar="FILE", help="scenario file (default: configs/default.toml)")
+    p.add_argument("--duration", type=float, help="seconds of traffic (default from config: 30)")
+    p.add_argument("--qps", type=float, help="ad requests per second (default from config: 50)")
+    p.add_argument(
+        "--port", type=int, help="the SSP's port (default from config; 0 = any free port)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no status line, only the summary")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "ssp":
+            return _ssp(args)
+        if args.command == "dsp":
+            return _dsp(args)
+        from gavel.run import run_world
+
+        return run_world(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"gavel {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _ssp(args: argparse.Namespace) -> int:
+    from gavel.config import DEFAULT_CONFIG, DspSpec, load_world
+    from gavel.serve import run
+    from ssp.server import make_app
+
+    world = load_world(args.config)
+    if args.host:
+        world = override(world, "ssp.host", args.host)
+    if args.port is not None:
+        world = override(world, "ssp.port", args.port)
+    if args.tmax_ms is not None:
+        world = override(world, "exchange.tmax_ms", args.tmax_ms)
+    if args.seed is not None:
+        world = override(world, "exchange.seed", args.seed)
+    if args.dsp:
+        dsps = {d.name: d for d in world.dsp}
+        for name, url in args.dsp:
+            dsps[name] = DspSpec(name=name, url=url)
+        world = override(world, "dsp", tuple(dsps.values()))
+    sites = world.sites
+    if not sites and args.config is None:
+        sites = load_world(DEFAULT_CONFIG).sites
+    if not world.dsp:
+        logging.getLogger("gavel").warning("no DSPs configured: every auction will go unfilled")
+    app = make_app(settings=world.exchange, ssp=world.ssp, dsps=world.endpoints(), sites=sites)
+    run(app, host=world.ssp.host, port=world.ssp.port, name="SSP")
+    return 0
+
+
+def _dsp(args: argparse.Namespace) -> int:
+    from dsp.faults import Faults
+    from dsp.registry import make_bidder, parse_value
+    from dsp.server import make_app
+    from gavel.serve import run
+
+    params: dict[str, object] = {k: parse_value(v) for k, v in args.param}
+    if args.seed is not None:
+        params.setdefault("seed", args.seed)
+    bidder = make_bidder(args.strategy, params)
+    faults = Faults(
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        latency_dist=args.latency_dist,
+        hang_rate=args.hang_rate,
+        error_rate=args.error_rate,
+        garbage_rate=args.garbage_rate,
+        hang_s=args.hang_s,
+    )
+    app = make_app(bidder=bidder, name=args.name, faults=faults, seed=args.seed)
+    run(app, host=args.host, port=args.port, name=f"DSP {args.name}")
+    return 0

@@ -1,0 +1,75 @@
+"""The SSP's settings, its DSP endpoints and its site/slot catalog (``[ssp]``, ``[[dsp]]``, ``[[sites]]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SspSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Request bodies past this size get 413.
+    max_request_bytes: int = 256 * 1024
+    #: Auctions in flight past this are answered 204 at once (counted as overload), not queued.
+    max_inflight: int = 512
+    #: Base URL of this SSP as clients reach it (for beacon URLs); empty = from the request's Host.
+    public_url: str = ""
+    notice_queue: int = 10_000
+    notice_workers: int = 4
+    notice_timeout_ms: int = 1000
+    #: Run ``gc.freeze()`` after start-up (fewer long collections on the hot path).
+    gc_freeze: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("ssp.port must be between 0 and 65535")
+        if self.max_request_bytes < 1024:
+            raise ValueError("ssp.max_request_bytes must be >= 1024")
+        if self.max_inflight < 1:
+            raise ValueError("ssp.max_inflight must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class DspEndpoint:
+    """An HTTP DSP the SSP calls."""
+
+    name: str
+    url: str
+    #: Optional click notice URL template (OpenRTB macros); the SSP's click beacon fires it.
+    click_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    id: str
+    w: int
+    h: int
+    floor: float = 0.0
+    #: OpenRTB ad position: 1 above the fold, 3 below, 0 unknown.
+    pos: int = 0
+
+    def __post_init__(self) -> None:
+        if self.w <= 0 or self.h <= 0:
+            raise ValueError(f"slot {self.id!r}: w and h must be > 0")
+        if self.floor < 0:
+            raise ValueError(f"slot {self.id!r}: floor must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    domain: str
+    name: str = ""
+    #: IAB content categories of the site.
+    cat: tuple[str, ...] = ()
+    publisher: str = ""
+    page: str = ""
+    slots: tuple[Slot, ...] = ()
+    slot_by_id: dict[str, Slot] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_id = {s.id: s for s in self.slots}
+        if len(by_id) != len(self.slots):
+            raise ValueError(f"site {self.id!r}: slot ids must be unique")
+        object.__setattr__(self, "slot_by_id", by_id)

@@ -1,0 +1,306 @@
+"""The SSP's HTTP server (aiohttp): OpenRTB intake, ad requests from media sites, beacons, metrics.
+
+Routes::
+
+    POST /openrtb2/auction   an OpenRTB 2.6 BidRequest -> 200 BidResponse | 204 | 400 | 413
+    POST /ad                 a media site's ad request (ssp.adrequest) -> 200 creative | 204 | 400
+    GET  /imp?t=TOKEN        impression beacon: bills the win, fires the bidder's burl
+    GET  /click?t=TOKEN      click beacon
+    GET  /stats              in-memory aggregates (JSON)
+    GET  /metrics            Prometheus
+    GET  /healthz
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from exchange.engine import Exchange
+from exchange.errors import NBR_TECHNICAL, RequestError
+from exchange.http_bidder import HttpBidder
+from exchange.metrics import CONTENT_TYPE, ExchangeMetrics
+from exchange.notices import NoticeSender
+from exchange.openrtb import parse_bid_request
+from exchange.response import bid_response, winning_bids
+from exchange.settings import ExchangeSettings
+from exchange.transport import InProcessBidder, Transport
+from ssp.adrequest import parse_ad_request, to_openrtb
+from ssp.config import DspEndpoint, Site, SspSettings
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+OPENRTB_HEADERS = {"x-openrtb-version": "2.6"}
+
+
+@dataclass
+class SspState:
+    settings: ExchangeSettings
+    ssp: SspSettings
+    dsps: Sequence[DspEndpoint]
+    sites: dict[str, Site]
+    inprocess: Mapping[str, Any]
+    metrics: ExchangeMetrics = field(default_factory=ExchangeMetrics)
+    exchange: Exchange | None = None
+    inflight: int = 0
+    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    prefix: str = field(default_factory=lambda: os.urandom(3).hex())
+
+
+STATE = web.AppKey("gavel_ssp", SspState)
+
+
+def make_app(
+    *,
+    settings: ExchangeSettings | None = None,
+    ssp: SspSettings | None = None,
+    dsps: Sequence[DspEndpoint] = (),
+    sites: Sequence[Site] = (),
+    inprocess: Mapping[str, Any] | None = None,
+) -> web.Application:
+    """The SSP application. ``inprocess`` maps bidder names to bidder objects called directly."""
+    ssp = ssp or SspSettings()
+    state = SspState(
+        settings=settings or ExchangeSettings(),
+        ssp=ssp,
+        dsps=tuple(dsps),
+        sites={s.id: s for s in sites},
+        inprocess=dict(inprocess or {}),
+    )
+    app = web.Application(client_max_size=ssp.max_request_bytes)
+    app[STATE] = state
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_post("/openrtb2/auction", handle_openrtb)
+    app.router.add_post("/ad", handle_ad)
+    app.router.add_get("/imp", handle_impression)
+    app.router.add_get("/click", handle_click)
+    app.router.add_get("/stats", handle_stats)
+    app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get("/healthz", handle_health)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """One ClientSession for bidders and notices, created and closed with the app."""
+    state = app[STATE]
+    s = state.settings
+    connector = aiohttp.TCPConnector(
+        limit=0, limit_per_host=s.connections_per_dsp, keepalive_timeout=30
+    )
+    session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+    notices = NoticeSender(
+        session=session,
+        allowed_hosts=[
+            HttpBidder(name=d.name, url=d.url, session=session).host for d in state.dsps
+        ],
+        metrics=state.metrics,
+        queue_size=state.ssp.notice_queue,
+        workers=state.ssp.notice_workers,
+        timeout_s=state.ssp.notice_timeout_ms / 1000,
+    )
+    transports: list[Transport] = [
+        HttpBidder(
+            name=d.name,
+            url=d.url,
+            session=session,
+            max_response_bytes=s.max_response_bytes,
+            hard_timeout_s=s.late_grace_ms / 1000,
+            click_url=d.click_url,
+        )
+        for d in state.dsps
+    ]
+    transports += [InProcessBidder(name=n, bidder=b) for n, b in state.inprocess.items()]
+    state.exchange = Exchange(
+        settings=s, transports=transports, metrics=state.metrics, notices=notices
+    )
+    if state.ssp.gc_freeze:
+        gc.collect()
+        gc.freeze()
+    try:
+        yield
+    finally:
+        await notices.close()
+        await session.close()
+
+
+def _error(exc: RequestError, status: int = 400) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(exc.to_json()), content_type=JSON)
+
+
+async def _read(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[STATE].ssp.max_request_bytes
+        raise _TooLarge(limit) from None
+
+
+class _TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def response(self) -> web.Response:
+        err = RequestError(f"request body is over {self.limit} bytes", field="body")
+        return _error(err, status=413)
+
+
+def _shed(state: SspState) -> web.Response | None:
+    """Answer at once with 204 when too many auctions are in flight."""
+    if state.inflight >= state.ssp.max_inflight:
+        state.metrics.overload.inc()
+        assert state.exchange is not None
+        state.exchange.stats.overload += 1
+        return web.Response(status=204, headers={"x-gavel-nbr": str(NBR_TECHNICAL)})
+    return None
+
+
+def _beacon_base(request: web.Request, state: SspState) -> str:
+    return state.ssp.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+
+
+async def handle_openrtb(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    exchange = state.exchange
+    assert exchange is not None
+    arrival = time.perf_counter()
+    try:
+        body = await _read(request)
+        breq = parse_bid_request(
+            body, currency=exchange.settings.currency, rates=exchange.settings.rates
+        )
+    except RequestError as exc:
+        state.metrics.rejected.inc()
+        exchange.stats.rejected += 1
+        return _error(exc)
+    except _TooLarge as exc:
+        state.metrics.rejected.inc()
+        exchange.stats.rejected += 1
+        return exc.response()
+    shed = _shed(state)
+    if shed is not None:
+        return shed
+    state.inflight += 1
+    state.metrics.inflight.inc()
+    try:
+        result = await exchange.auction(breq, arrival=arrival)
+    finally:
+        state.inflight -= 1
+        state.metrics.inflight.dec()
+    answer = bid_response(exchange, result, beacon_base=_beacon_base(request, state))
+    if answer is None:
+        return web.Response(status=204, headers=OPENRTB_HEADERS)
+    return web.Response(body=orjson.dumps(answer), content_type=JSON, headers=OPENRTB_HEADERS)
+
+
+async def handle_ad(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    exchange = state.exchange
+    assert exchange is not None
+    arrival = time.perf_counter()
+    try:
+        body = await _read(request)
+        ad = parse_ad_request(body, state.sites)
+        rid = f"{state.prefix}-{next(state.ids):x}"
+        raw = to_openrtb(
+            ad,
+            request_id=rid,
+            tmax_ms=exchange.settings.tmax_ms,
+            currency=exchange.settings.currency,
+        )
+        breq = parse_bid_request(
+            raw, currency=exchange.settings.currency, rates=exchange.settings.rates
+        )
+    except RequestError as exc:
+        state.metrics.rejected.inc()
+        exchange.stats.rejected += 1
+        return _error(exc)
+    except _TooLarge as exc:
+        return exc.response()
+    shed = _shed(state)
+    if shed is not None:
+        return shed
+    state.inflight += 1
+    state.metrics.inflight.inc()
+    try:
+        result = await exchange.auction(breq, arrival=arrival)
+    finally:
+        state.inflight -= 1
+        state.metrics.inflight.dec()
+    base = _beacon_base(request, state)
+    won = winning_bids(exchange, result, beacon_base=base)
+    if not won:
+        return web.Response(status=204)
+    i, bid = won[0]
+    winner = result.imps[i].winner
+    assert winner is not None
+    token = f"{result.token}.{i}"
+    answer = {
+        "auction": rid,
+        "slot": ad.slot.id,
+        "w": winner.w or ad.slot.w,
+        "h": winner.h or ad.slot.h,
+        "adm": bid.get("adm"),
+        "markup_url": None if bid.get("adm") else bid.get("nurl"),
+        "bidder": winner.bidder,
+        "seat": winner.seat,
+        "adomain": list(winner.adomain),
+        "crid": winner.crid,
+        "price": bid["price"],
+        "impression_url": f"{base}/imp?t={token}",
+        "click_url": f"{base}/click?t={token}",
+    }
+    return web.Response(body=orjson.dumps(answer), content_type=JSON)
+
+
+async def handle_impression(request: web.Request) -> web.Response:
+    exchange = request.app[STATE].exchange
+    assert exchange is not None
+    token = request.query.get("t")
+    if not token:
+        return _error(RequestError("t (the beacon token) is required", field="t"))
+    win = exchange.impression(token)
+    return web.Response(status=204, headers={"x-gavel-billed": "1" if win else "0"})
+
+
+async def handle_click(request: web.Request) -> web.Response:
+    exchange = request.app[STATE].exchange
+    assert exchange is not None
+    token = request.query.get("t")
+    if not token:
+        return _error(RequestError("t (the beacon token) is required", field="t"))
+    win = exchange.click(token)
+    return web.Response(status=204, headers={"x-gavel-counted": "1" if win else "0"})
+
+
+async def handle_stats(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    assert state.exchange is not None
+    data = state.exchange.stats.to_json()
+    data["in_flight"] = state.inflight
+    data["late_calls_draining"] = state.exchange.fanout.late_in_flight
+    data["notice_queue"] = state.exchange.notices.queue.qsize() if state.exchange.notices else 0
+    return web.Response(body=orjson.dumps(data), content_type=JSON)
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.exchange is not None:
+        state.metrics.late_calls.set(state.exchange.fanout.late_in_flight)
+        if state.exchange.notices is not None:
+            state.metrics.notice_queue.set(state.exchange.notices.queue.qsize())
+    return web.Response(body=state.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', content_type=JSON)
