@@ -66,11 +66,13 @@ def parse_bid_response(
     """Validate one bidder's BidResponse against the request it answers.
 
     Returns the admitted bids and the dropped ones. An empty body, ``{}``, a response without
-    ``seatbid``, an empty ``seatbid`` or one with ``nbr`` is a no-bid: two empty lists.
+    ``seatbid`` (with or without ``nbr``) or an empty ``seatbid`` is a no-bid: two empty lists.
     """
     if body is None:
         return [], []
-    if isinstance(body, bytes | bytearray | memoryview):
+    if isinstance(body, memoryview):
+        body = body.tobytes()
+    if isinstance(body, bytes | bytearray):
         if not body.strip():
             return [], []
         try:
@@ -141,8 +143,12 @@ def _check_bid(
     if isinstance(price, bool) or not isinstance(price, int | float):
         drop(loss.MISSING_PRICE, "bid.price is missing or not a number")
         return None
-    if not math.isfinite(price) or price <= 0:
-        drop(loss.MISSING_PRICE, f"bid.price must be > 0, got {price!r}")
+    try:
+        micros = float(price) * MICROS
+    except OverflowError:
+        micros = math.inf
+    if not math.isfinite(micros) or micros <= 0:
+        drop(loss.MISSING_PRICE, f"bid.price must be a finite number > 0, got {price!r}")
         return None
     if cur != currency or cur not in accepted:
         drop(loss.INVALID_RESPONSE, f"currency {cur!r} is not accepted")
@@ -176,7 +182,7 @@ def _check_bid(
         seat=seat,
         id=bid_id,
         impid=impid,
-        price_micros=round(price * MICROS),
+        price_micros=round(micros),
         adm=adm,
         nurl=nurl,
         burl=_str_or_none(raw.get("burl")),

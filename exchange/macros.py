@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 NAMES = (
@@ -17,23 +18,25 @@ NAMES = (
 )
 
 
+_MACRO = re.compile(r"(?:\$\{|%24%7[Bb])(AUCTION_[A-Z_]+)(?:\}|%7[Dd])")
+_KNOWN = frozenset(NAMES)
+
+
 def substitute(text: str, values: Mapping[str, str]) -> str:
     """Replace every ``${NAME}`` (also URL-encoded as ``%24%7BNAME%7D``) with ``values[NAME]``.
 
-    Macros without a value become empty strings, as OpenRTB asks; text without macros is returned
-    as is, which keeps the common case cheap.
+    One pass: a substituted value is never expanded again, so a bidder cannot smuggle a macro in
+    through its own ids. Known macros without a value become empty strings, as OpenRTB asks; unknown
+    ones are left alone. Text without macros is returned as is, which keeps the common case cheap.
     """
-    if "${" in text:
-        for name in NAMES:
-            token = "${" + name + "}"
-            if token in text:
-                text = text.replace(token, values.get(name, ""))
-    if "%7B" in text or "%7b" in text:
-        for name in NAMES:
-            for token in ("%24%7B" + name + "%7D", "%24%7b" + name + "%7d"):
-                if token in text:
-                    text = text.replace(token, values.get(name, ""))
-    return text
+    if "${" not in text and "%24" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return values.get(name, "") if name in _KNOWN else match.group(0)
+
+    return _MACRO.sub(replace, text)
 
 
 def format_price(micros: int) -> str:

@@ -8,6 +8,7 @@ No per-request ids are ever labels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -28,11 +29,11 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class BidderMetrics:
     """Label children pre-bound for one bidder."""
 
-    latency: object
-    outcomes: dict[str, object]
-    wins: object
-    impressions: object
-    spend: object
+    latency: Any
+    outcomes: dict[str, Any]
+    wins: Any
+    impressions: Any
+    spend: Any
     dropped: Counter
 
 

@@ -121,9 +121,10 @@ def parse_bid_request(
 
     tmax = raw.get("tmax")
     if tmax is not None:
-        tmax = int(_number(tmax, "tmax"))
-        if tmax < 0:
+        tmax_f = _number(tmax, "tmax")
+        if tmax_f < 0:
             raise RequestError("tmax must be >= 0", field="tmax")
+        tmax = int(min(tmax_f, 2**31))
     at = raw.get("at")
     at = 2 if at is None else int(_number(at, "at"))
 
@@ -187,10 +188,18 @@ def _parse_imp(
     pmp = obj.get("pmp")
     if isinstance(pmp, dict):
         private = pmp.get("private_auction") in (1, True, "1")
-        for j, d in enumerate(pmp.get("deals") or ()):
+        deals_raw = pmp.get("deals") or []
+        if not isinstance(deals_raw, list):
+            raise RequestError(f"{where}.pmp.deals must be an array", field=f"{where}.pmp.deals")
+        for j, d in enumerate(deals_raw):
             if not isinstance(d, dict) or not isinstance(d.get("id"), str):
                 raise RequestError("deal id is required", field=f"{where}.pmp.deals[{j}].id")
             dcur = d.get("bidfloorcur") or cur
+            if not isinstance(dcur, str):
+                raise RequestError(
+                    f"{where}.pmp.deals[{j}].bidfloorcur must be a string",
+                    field=f"{where}.pmp.deals[{j}].bidfloorcur",
+                )
             drate = 1.0 if dcur == currency or not rates else rates.get(dcur, 1.0)
             deals[d["id"]] = Deal(
                 id=d["id"],
@@ -224,27 +233,27 @@ def _size(obj: dict[str, Any]) -> tuple[int | None, int | None]:
 
 
 def _floor_micros(value: Any, where: str, rate: float) -> int:
+    """A floor in micro-units; a negative floor (seen in the wild) means no floor."""
     if value is None:
         return 0
-    floor = _number(value, where)
-    if floor < 0:
-        raise RequestError(f"{where} must be >= 0", field=where)
-    return round(floor * rate * MICROS)
+    floor = _number(value, where) * rate * MICROS
+    if not math.isfinite(floor):
+        raise RequestError(f"{where} is too large", field=where)
+    return max(0, round(floor))
 
 
 def _number(value: Any, where: str) -> float:
     """A JSON number, or a string holding one (lenient); anything else names the field."""
     if isinstance(value, bool):
         raise RequestError(f"{where} must be a number, not a boolean", field=where)
-    if isinstance(value, int | float):
-        num = float(value)
-    elif isinstance(value, str):
-        try:
-            num = float(value)
-        except ValueError:
-            raise RequestError(f"{where} must be a number, not {value!r}", field=where) from None
-    else:
+    if not isinstance(value, int | float | str):
         raise RequestError(f"{where} must be a number", field=where)
+    try:
+        num = float(value)
+    except ValueError:
+        raise RequestError(f"{where} must be a number, not {value!r}", field=where) from None
+    except OverflowError:
+        raise RequestError(f"{where} is too large", field=where) from None
     if not math.isfinite(num):
         raise RequestError(f"{where} must be finite", field=where)
     return num

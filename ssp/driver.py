@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import orjson
@@ -25,7 +26,7 @@ DEVICES = (
     {"devicetype": 2, "os": "Windows", "ua": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"},
     {"devicetype": 2, "os": "macOS", "ua": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4)"},
 )
-CITIES = (
+CITIES: tuple[dict[str, Any], ...] = (
     {"city": "New York", "country": "USA", "lat": 40.7128, "lon": -74.006, "utcoffset": -300},
     {"city": "London", "country": "GBR", "lat": 51.5074, "lon": -0.1278, "utcoffset": 0},
     {"city": "Paris", "country": "FRA", "lat": 48.8566, "lon": 2.3522, "utcoffset": 60},
