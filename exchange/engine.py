@@ -8,6 +8,7 @@ deadline, validation and the auction; bidders own none of them.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import os
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from exchange import feedback, loss
 from exchange.auction import ImpResult, run_auction
@@ -186,7 +188,9 @@ class Exchange:
         if kind == feedback.WIN and bid.adm is None:
             return  # the markup comes from the nurl, fetched by whoever renders the ad
         if url and self.notices is not None:
-            values = self.macro_values(request.id, bid, price_micros, code, min_to_win_micros)
+            values = self.macro_values(
+                request.id, bid, price_micros, code, min_to_win_micros, quote=True
+            )
             self.notices.send(kind, substitute(url, values))
 
     def impression(self, token: str) -> Win | None:
@@ -240,14 +244,23 @@ class Exchange:
             self.notices.send(kind, substitute(url, values))
 
     def macro_values(
-        self, auction_id: str, bid: Bid, price_micros: int, code: int, min_to_win_micros: int
+        self,
+        auction_id: str,
+        bid: Bid,
+        price_micros: int,
+        code: int,
+        min_to_win_micros: int,
+        *,
+        quote: bool = False,
     ) -> dict[str, str]:
+        """Macro values for one bid; with ``quote``, ids are percent-encoded for use in a URL."""
+        q = _quote if quote else _same
         return {
-            "AUCTION_ID": auction_id,
-            "AUCTION_BID_ID": bid.bidid or bid.id,
-            "AUCTION_IMP_ID": bid.impid,
-            "AUCTION_SEAT_ID": bid.seat,
-            "AUCTION_AD_ID": bid.adid or "",
+            "AUCTION_ID": q(auction_id),
+            "AUCTION_BID_ID": q(bid.bidid or bid.id),
+            "AUCTION_IMP_ID": q(bid.impid),
+            "AUCTION_SEAT_ID": q(bid.seat),
+            "AUCTION_AD_ID": q(bid.adid or ""),
             "AUCTION_PRICE": format_price(price_micros),
             "AUCTION_CURRENCY": self.settings.currency,
             "AUCTION_LOSS": str(code),
@@ -312,9 +325,32 @@ class Exchange:
             metrics.unfilled.inc()
 
 
+def _quote(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _same(text: str) -> str:
+    return text
+
+
+_hook_tasks: set[asyncio.Task[Any]] = set()
+
+
 def _deliver_all(events: list[tuple[Any, feedback.AuctionEvent]]) -> None:
     for transport, event in events:
         try:
-            transport.feedback(event)
+            pending = transport.feedback(event)
         except Exception:
             log.exception("bidder %s failed on its %s hook", transport.name, event.kind)
+            continue
+        if inspect.isawaitable(pending):
+            task = asyncio.ensure_future(_await_hook(pending, transport.name, event.kind))
+            _hook_tasks.add(task)
+            task.add_done_callback(_hook_tasks.discard)
+
+
+async def _await_hook(pending: Any, name: str, kind: str) -> None:
+    try:
+        await pending
+    except Exception:
+        log.exception("bidder %s failed on its %s hook", name, kind)

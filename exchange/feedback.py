@@ -7,6 +7,7 @@ the DSP server (built from the notice URL's query string), so a bidder's hooks s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 WIN = "win"
 LOSS = "loss"
@@ -38,8 +39,13 @@ class AuctionEvent:
     min_to_win: float | None = None
 
 
-def deliver(bidder: object, event: AuctionEvent) -> None:
-    """Call the bidder's hook for ``event`` if it has one (hooks are optional)."""
+def deliver(bidder: object, event: AuctionEvent) -> Any:
+    """Call the bidder's hook for ``event`` if it has one (hooks are optional).
+
+    Returns what the hook returned: for an ``async def`` hook, the coroutine, which the caller
+    must await or schedule.
+    """
     hook = getattr(bidder, HOOKS[event.kind], None)
     if hook is not None:
-        hook(event)
+        return hook(event)
+    return None

@@ -160,8 +160,8 @@ class DspMetrics:
         self.registry = r = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
             "gavel_dsp_requests_total",
-            "Bid requests by answer: bid, nobid, invalid (request rejected), and the injected "
-            "faults hang, error, garbage.",
+            "Bid requests by answer: bid, nobid, invalid (request rejected, or over the size limit), "
+            "exception (the bidder raised), and the injected faults hang, error, garbage.",
             ["result"],
             registry=r,
         )

@@ -55,5 +55,6 @@ class InProcessBidder:
             return await self.bidder.bid(request)
         return self.bidder.bid(request)
 
-    def feedback(self, event: AuctionEvent) -> None:
-        deliver(self.bidder, event)
+    def feedback(self, event: AuctionEvent) -> Any:
+        """Call the bidder's hook; an async hook's coroutine is returned for the caller to run."""
+        return deliver(self.bidder, event)

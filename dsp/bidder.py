@@ -1,0 +1,113 @@
+"""The researcher's bidder API: a ``Bidder`` base class in the style of scikit-learn's estimators.
+
+The contract (see docs and DESIGN.md, "Bidders"):
+
+- ``__init__(self, *, ...)`` only stores its keyword parameters, unmodified: no logic, no
+  validation, so that :meth:`Bidder.get_params` can read them back from the signature and every
+  result row can record exactly what produced it.
+- :meth:`Bidder.reset` starts a run: it seeds ``self.rng_`` and clears what was learned.
+  Anything learned ends in ``_`` (``self.win_rate_``).
+- :meth:`Bidder.bid` answers one :class:`~exchange.openrtb.BidRequest` with an OpenRTB BidResponse
+  dict, or ``None`` for no-bid. It may be a plain method or ``async def``. The exchange passes the
+  same request object to every bidder: a bidder never mutates it.
+- Feedback hooks (``on_win``, ``on_loss``, ``on_billing``, ``on_click``, ``on_conversion``) receive
+  an :class:`~exchange.feedback.AuctionEvent`; they are optional and do nothing here.
+
+Subclassing ``Bidder`` is a convenience, not a requirement: the exchange and the DSP server accept
+any object with a ``bid`` method.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+from typing import Any, Self, TypeVar
+
+from exchange.feedback import AuctionEvent
+from exchange.openrtb import BidRequest
+
+log = logging.getLogger(__name__)
+
+B = TypeVar("B", bound="Bidder")
+
+_PARAM_KINDS = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+class Bidder:
+    """Base class of bidders: parameters in, BidResponse dicts out, learning in ``*_`` attributes."""
+
+    rng_: random.Random
+
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        """The constructor's keyword parameters, in signature order."""
+        init = cls.__init__
+        if init is object.__init__:
+            return ()
+        names = []
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is inspect.Parameter.VAR_POSITIONAL:
+                raise TypeError(
+                    f"{cls.__name__}.__init__ must take keyword parameters only, not *{p.name}"
+                )
+            if p.kind in _PARAM_KINDS and p.name != "self":
+                names.append(p.name)
+        return tuple(names)
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters as stored on the instance: ``type(self)(**get_params())``
+        builds an equivalent, unfitted bidder."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        """Change constructor parameters (names are checked against the signature)."""
+        known = self.param_names()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {name!r}; "
+                    f"its parameters are: {', '.join(known) or '(none)'}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start a run: seed ``self.rng_`` and clear learned state.
+
+        Subclasses that learn extend this (call ``super().reset(seed)`` first, then clear their own
+        ``*_`` attributes). The same seed gives the same bids for the same requests.
+        """
+        self.rng_ = random.Random(seed)
+
+    def bid(self, request: BidRequest) -> dict[str, Any] | None:
+        """Answer one bid request with an OpenRTB BidResponse dict, or ``None`` for no-bid."""
+        raise NotImplementedError(f"{type(self).__name__} must implement bid(request)")
+
+    def on_win(self, event: AuctionEvent) -> None:
+        """A bid won its auction (``event.price`` is the clearing price, CPM)."""
+
+    def on_loss(self, event: AuctionEvent) -> None:
+        """A bid lost (``event.loss`` is the OpenRTB loss reason code)."""
+
+    def on_billing(self, event: AuctionEvent) -> None:
+        """A won impression rendered and is billed (``event.price``, CPM)."""
+
+    def on_click(self, event: AuctionEvent) -> None:
+        """A billed impression was clicked."""
+
+    def on_conversion(self, event: AuctionEvent) -> None:
+        """A click led to a conversion at the advertiser."""
+
+    def __repr__(self) -> str:
+        try:
+            params = self.get_params()
+        except (AttributeError, TypeError):
+            return f"{type(self).__name__}(<unset parameters>)"
+        inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        return f"{type(self).__name__}({inner})"
+
+
+def clone(bidder: B) -> B:
+    """A fresh, unfitted bidder with the same parameters (not reset: call ``reset(seed)``)."""
+    return type(bidder)(**bidder.get_params())

@@ -1,0 +1,1 @@
+"""Built-in bidders. Each is one module and one line in :data:`dsp.registry.BIDDERS`."""
