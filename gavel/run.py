@@ -65,8 +65,15 @@ class Processes:
     def start(self, name: str, cmd: Sequence[str]) -> None:
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Own session: a Ctrl-C in the terminal reaches only `gavel run`, which then stops its
+        # children itself, after reading the final figures from the SSP.
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
         self.procs.append((name, proc, log))
 
