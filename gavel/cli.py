@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -189,6 +190,8 @@ def _dsp(args: argparse.Namespace) -> int:
     from dsp.server import make_app
     from gavel.serve import run
 
+    if os.getcwd() not in sys.path:  # "mybidders:MyBidder" from the current folder, as uvicorn does
+        sys.path.insert(0, os.getcwd())
     params: dict[str, object] = {k: parse_value(v) for k, v in args.param}
     if args.seed is not None:
         params.setdefault("seed", args.seed)
