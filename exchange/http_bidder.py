@@ -22,6 +22,9 @@ def host_of(url: str) -> tuple[str, int]:
 class HttpBidder:
     """POSTs the bid request to ``url`` and reads at most ``max_response_bytes`` of the answer.
 
+    Redirects are not followed (a 3xx is an error): the request carries user and device data,
+    and goes to the configured DSP only.
+
     ``hard_timeout_s`` bounds a call that the auction already gave up on (see
     :mod:`exchange.fanout`): the exchange stops waiting at the deadline, the connection may finish
     its exchange in the background up to this limit, and is closed past it.
@@ -51,7 +54,11 @@ class HttpBidder:
     async def call(self, request: BidRequest, payload: bytes, tmax_ms: int) -> bytes | None:
         try:
             async with self.session.post(
-                self.url, data=payload, headers=HEADERS, timeout=self._timeout
+                self.url,
+                data=payload,
+                headers=HEADERS,
+                timeout=self._timeout,
+                allow_redirects=False,
             ) as resp:
                 if resp.status == 204:
                     return None

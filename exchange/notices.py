@@ -67,9 +67,12 @@ class NoticeSender:
         while True:
             kind, url = await self.queue.get()
             try:
-                async with self.session.get(url, timeout=self._timeout) as resp:
+                async with self.session.get(
+                    url, timeout=self._timeout, allow_redirects=False
+                ) as resp:
                     await resp.read()
-                    self._count(kind, "sent" if resp.status < 400 else "failed")
+                    # A redirect is not followed (it could lead off the allowed hosts): failed.
+                    self._count(kind, "sent" if resp.status < 300 else "failed")
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 log.debug("notice %s to %s failed: %s", kind, url, exc)
                 self._count(kind, "failed")

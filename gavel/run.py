@@ -146,7 +146,7 @@ def summary(stats: dict[str, Any], client: DriverStats, tmax_ms: int) -> str:
     for name, b in stats["bidders"].items():
         rows.append(
             f"{name:<10} {b['requests']:>9} {b['bids']:>7} {b['wins']:>7} {b['timeouts']:>9} "
-            f"{b['errors']:>7} {b['invalid']:>8} {b['impressions']:>7} {b['spend']:>10.4f}"
+            f"{b['errors']:>7} {b['invalid']:>8} {b['impressions']:>7} {b['spend']:>10.6f}"
         )
     lat = stats["latency_s"]
     rows += [
@@ -157,8 +157,8 @@ def summary(stats: dict[str, Any], client: DriverStats, tmax_ms: int) -> str:
         f"max {lat['max'] * 1000:.2f} ms (deadline {tmax_ms} ms)",
         f"client latency p50 {client.percentile(0.5) * 1000:.2f} ms, p99 {client.percentile(0.99) * 1000:.2f} ms; "
         f"sent {client.sent}, errors {client.errors}, clicks {client.clicks}",
-        f"spend {stats['spend']:.4f} = publisher revenue {stats['publisher_revenue']:.4f} "
-        f"+ exchange fee {stats['exchange_fee']:.4f} {''}",
+        f"spend {stats['spend']:.6f} = publisher revenue {stats['publisher_revenue']:.6f} "
+        f"+ exchange fee {stats['exchange_fee']:.6f}",
     ]
     return "\n".join(rows)
 

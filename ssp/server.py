@@ -135,7 +135,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def _error(exc: RequestError, status: int = 400) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(exc.to_json()), content_type=JSON)
+    return web.Response(
+        status=status, body=orjson.dumps(exc.to_json()), content_type=JSON, headers=OPENRTB_HEADERS
+    )
+
+
+def _reject(state: SspState, exc: RequestError | _TooLarge) -> web.Response:
+    """A request that cannot be auctioned: counted, and answered 400 (413 when too large)."""
+    state.metrics.rejected.inc()
+    assert state.exchange is not None
+    state.exchange.stats.rejected += 1
+    return exc.response() if isinstance(exc, _TooLarge) else _error(exc)
 
 
 async def _read(request: web.Request) -> bytes:
@@ -179,14 +189,8 @@ async def handle_openrtb(request: web.Request) -> web.Response:
         breq = parse_bid_request(
             body, currency=exchange.settings.currency, rates=exchange.settings.rates
         )
-    except RequestError as exc:
-        state.metrics.rejected.inc()
-        exchange.stats.rejected += 1
-        return _error(exc)
-    except _TooLarge as exc:
-        state.metrics.rejected.inc()
-        exchange.stats.rejected += 1
-        return exc.response()
+    except (RequestError, _TooLarge) as exc:
+        return _reject(state, exc)
     shed = _shed(state)
     if shed is not None:
         return shed
@@ -221,12 +225,8 @@ async def handle_ad(request: web.Request) -> web.Response:
         breq = parse_bid_request(
             raw, currency=exchange.settings.currency, rates=exchange.settings.rates
         )
-    except RequestError as exc:
-        state.metrics.rejected.inc()
-        exchange.stats.rejected += 1
-        return _error(exc)
-    except _TooLarge as exc:
-        return exc.response()
+    except (RequestError, _TooLarge) as exc:
+        return _reject(state, exc)
     shed = _shed(state)
     if shed is not None:
         return shed
