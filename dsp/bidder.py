@@ -24,7 +24,7 @@ import logging
 import random
 from typing import Any, Self, TypeVar
 
-from exchange.feedback import AuctionEvent
+from exchange.feedback import AuctionEvent, noop_hook
 from exchange.openrtb import BidRequest
 
 log = logging.getLogger(__name__)
@@ -84,18 +84,23 @@ class Bidder:
         """Answer one bid request with an OpenRTB BidResponse dict, or ``None`` for no-bid."""
         raise NotImplementedError(f"{type(self).__name__} must implement bid(request)")
 
+    @noop_hook
     def on_win(self, event: AuctionEvent) -> None:
         """A bid won its auction (``event.price`` is the clearing price, CPM)."""
 
+    @noop_hook
     def on_loss(self, event: AuctionEvent) -> None:
         """A bid lost (``event.loss`` is the OpenRTB loss reason code)."""
 
+    @noop_hook
     def on_billing(self, event: AuctionEvent) -> None:
         """A won impression rendered and is billed (``event.price``, CPM)."""
 
+    @noop_hook
     def on_click(self, event: AuctionEvent) -> None:
         """A billed impression was clicked."""
 
+    @noop_hook
     def on_conversion(self, event: AuctionEvent) -> None:
         """A click led to a conversion at the advertiser."""
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from exchange.errors import RequestError
 from exchange.feedback import BILLING, CLICK, LOSS, WIN, AuctionEvent
+
+N = TypeVar("N", int, float)
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +38,18 @@ PATHS = {WIN: "/win", LOSS: "/loss", BILLING: "/bill", CLICK: "/click"}
 
 
 class NoticeUrls:
-    """Notice URL templates for one base URL (``scheme://host[:port]``, no trailing slash)."""
+    """Notice URL templates for one base URL (``scheme://host[:port]``, no trailing slash).
 
-    __slots__ = ("base", "bill", "loss", "win")
+    ``kinds`` are the notices to ask for (``win``, ``loss``, ``billing``): those the bidder has
+    hooks for (:func:`exchange.feedback.listens`). Asking for no more saves the exchange an HTTP
+    call per bid for notices nobody reads.
+    """
 
-    def __init__(self, base: str) -> None:
+    __slots__ = ("base", "bill", "kinds", "loss", "win")
+
+    def __init__(self, base: str, kinds: frozenset[str] = frozenset((WIN, LOSS, BILLING))) -> None:
         self.base = base.rstrip("/")
+        self.kinds = kinds
         self.win = self.base + "/win?auction="
         self.loss = self.base + "/loss?auction="
         self.bill = self.base + "/bill?auction="
@@ -79,16 +87,19 @@ class NoticeUrls:
         bid_id, impid = bid.get("id"), bid.get("impid")
         if not (isinstance(bid_id, str) and isinstance(impid, str)):
             return bid
-        need_nurl = not bid.get("nurl") and bool(bid.get("adm"))
-        if not (need_nurl or not bid.get("lurl") or not bid.get("burl")):
+        kinds = self.kinds
+        need_nurl = WIN in kinds and not bid.get("nurl") and bool(bid.get("adm"))
+        need_lurl = LOSS in kinds and not bid.get("lurl")
+        need_burl = BILLING in kinds and not bid.get("burl")
+        if not (need_nurl or need_lurl or need_burl):
             return bid
         ids = auction + "&imp=" + _escape(impid) + "&bid=" + _escape(bid_id)
         bid = dict(bid)
         if need_nurl:
             bid["nurl"] = self.win + ids + _WIN_TAIL
-        if not bid.get("lurl"):
+        if need_lurl:
             bid["lurl"] = self.loss + ids + _LOSS_TAIL
-        if not bid.get("burl"):
+        if need_burl:
             bid["burl"] = self.bill + ids + _BILL_TAIL
         return bid
 
@@ -124,31 +135,29 @@ def _required(query: Mapping[str, str], name: str) -> str:
 
 
 def _float(query: Mapping[str, str], name: str, *, required: bool) -> float | None:
-    text = query.get(name)
-    if not text:
-        if required:
-            raise RequestError(f"query parameter {name!r} is required", field=name)
-        return None
-    try:
-        value = float(text)
-    except ValueError:
+    value = _number(query, name, float, "a number", required=required)
+    if value is not None and not math.isfinite(value):
         raise RequestError(
-            f"query parameter {name!r} must be a number, not {text!r}", field=name
-        ) from None
-    if not math.isfinite(value):
-        raise RequestError(f"query parameter {name!r} must be finite, not {text!r}", field=name)
+            f"query parameter {name!r} must be finite, not {query[name]!r}", field=name
+        )
     return value
 
 
 def _int(query: Mapping[str, str], name: str, *, required: bool) -> int | None:
+    return _number(query, name, int, "an integer", required=required)
+
+
+def _number(
+    query: Mapping[str, str], name: str, parse: Callable[[str], N], what: str, *, required: bool
+) -> N | None:
     text = query.get(name)
     if not text:
         if required:
             raise RequestError(f"query parameter {name!r} is required", field=name)
         return None
     try:
-        return int(text)
+        return parse(text)
     except ValueError:
         raise RequestError(
-            f"query parameter {name!r} must be an integer, not {text!r}", field=name
+            f"query parameter {name!r} must be {what}, not {text!r}", field=name
         ) from None

@@ -24,7 +24,7 @@ from aiohttp import web
 from dsp.faults import ERROR, GARBAGE, HANG, Faults
 from dsp.notices import PATHS, NoticeUrls, event_from_query
 from exchange.errors import NBR_INVALID_REQUEST, NBR_TECHNICAL, RequestError
-from exchange.feedback import BILLING, CLICK, HOOKS, LOSS, WIN, AuctionEvent, deliver
+from exchange.feedback import BILLING, CLICK, HOOKS, LOSS, WIN, AuctionEvent, deliver, listens
 from exchange.metrics import CONTENT_TYPE, DspMetrics
 from exchange.openrtb import BidRequest, loads_object, parse_bid_request
 
@@ -64,7 +64,9 @@ class DspService:
             for kind, hook in HOOKS.items()
             if inspect.iscoroutinefunction(getattr(bidder, hook, None))
         )
-        self._public = NoticeUrls(public_url) if public_url else None
+        #: Notices to ask for: only those the bidder has hooks for.
+        self._kinds = listens(bidder)
+        self._public = NoticeUrls(public_url, self._kinds) if public_url else None
         self._by_origin: dict[tuple[str, str], NoticeUrls] = {}
         self._last_error_log = -ERROR_LOG_INTERVAL_S
         self._errors_unlogged = 0
@@ -192,7 +194,7 @@ class DspService:
             except ValueError:  # a Host header yarl cannot read: use the socket we listen on
                 host, port = request.transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
                 base = f"{request.scheme}://{host}:{port}"
-            urls = NoticeUrls(base)
+            urls = NoticeUrls(base, self._kinds)
             if len(self._by_origin) < 64:
                 self._by_origin[key] = urls
         return urls

@@ -233,6 +233,8 @@ class Exchange:
     def _feedback(self, kind: str, win: Win, url: str | None) -> None:
         transport = self.transports[win.bid.bidder]
         if transport.kind == "inprocess":
+            if kind not in transport.listens:  # type: ignore[attr-defined]
+                return
             event = self._event(
                 kind, win.auction_id, win.bid, win.price_micros, loss.WON, win.price_micros
             )

@@ -6,8 +6,11 @@ the DSP server (built from the notice URL's query string), so a bidder's hooks s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 WIN = "win"
 LOSS = "loss"
@@ -37,6 +40,26 @@ class AuctionEvent:
     currency: str | None = None
     loss: int | None = None  # OpenRTB loss reason code (loss)
     min_to_win: float | None = None
+
+
+def noop_hook(fn: F) -> F:
+    """Marks a base class's do-nothing hook, so that nobody sends or builds events for it."""
+    fn.__gavel_noop__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def listens(bidder: object) -> frozenset[str]:
+    """The event kinds ``bidder`` has a real hook for (a method that is not a :func:`noop_hook`).
+
+    The exchange delivers, and the DSP server asks for notices of, only these kinds: a bidder that
+    learns nothing from losses costs no loss notice per bid.
+    """
+    kinds = set()
+    for kind, name in HOOKS.items():
+        hook = getattr(bidder, name, None)
+        if callable(hook) and not getattr(hook, "__gavel_noop__", False):
+            kinds.add(kind)
+    return frozenset(kinds)
 
 
 def deliver(bidder: object, event: AuctionEvent) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Protocol
 
-from exchange.feedback import AuctionEvent, deliver
+from exchange.feedback import AuctionEvent, deliver, listens
 from exchange.openrtb import BidRequest
 
 
@@ -46,6 +46,8 @@ class InProcessBidder:
         self.name = name
         self.bidder = bidder
         self.is_async = inspect.iscoroutinefunction(bidder.bid)
+        #: The feedback kinds the bidder has real hooks for; no event is built for the others.
+        self.listens = listens(bidder)
 
     def call_sync(self, request: BidRequest) -> Any:
         return self.bidder.bid(request)

@@ -112,17 +112,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Recording(ConstantBidder):
-    """A constant bidder that records the requests it saw and the feedback it got."""
+class RecordsFeedback:
+    """Mixin for a bidder: keeps every feedback event it gets in ``events_``."""
+
+    events_: list[AuctionEvent]
 
     def reset(self, seed: int | None = None) -> None:
-        super().reset(seed)
-        self.seen_: list[BidRequest] = []
-        self.events_: list[AuctionEvent] = []
-
-    def bid(self, request: BidRequest) -> dict[str, Any] | None:
-        self.seen_.append(request)
-        return super().bid(request)
+        super().reset(seed)  # type: ignore[misc]
+        self.events_ = []
 
     def on_win(self, event: AuctionEvent) -> None:
         self.events_.append(event)
@@ -135,6 +132,18 @@ class Recording(ConstantBidder):
 
     def on_click(self, event: AuctionEvent) -> None:
         self.events_.append(event)
+
+
+class Recording(RecordsFeedback, ConstantBidder):
+    """A constant bidder that records the requests it saw and the feedback it got."""
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.seen_: list[BidRequest] = []
+
+    def bid(self, request: BidRequest) -> dict[str, Any] | None:
+        self.seen_.append(request)
+        return super().bid(request)
 
     def kinds(self, kind: str) -> list[AuctionEvent]:
         return [e for e in self.events_ if e.kind == kind]

@@ -5,10 +5,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from dsp.bidders.constant import ConstantBidder
 from dsp.notices import NoticeUrls, event_from_query
 from exchange import loss, macros
 from exchange.errors import RequestError
-from exchange.feedback import BILLING, CLICK, LOSS, WIN
+from exchange.feedback import BILLING, CLICK, LOSS, WIN, AuctionEvent, listens
+from exchange.openrtb import parse_bid_request
 
 VALUES = {
     "AUCTION_ID": "req 1",
@@ -110,3 +112,20 @@ def test_click_needs_no_price_and_blank_optional_values_are_none() -> None:
         CLICK, {"auction": "a", "imp": "1", "bid": "b", "seat": "", "price": ""}
     )
     assert event.kind == CLICK and event.price is None and event.seat is None
+
+
+class _LossOnly(ConstantBidder):
+    def on_loss(self, event: AuctionEvent) -> None:
+        pass
+
+
+def test_only_the_notices_a_bidder_listens_to_are_asked_for() -> None:
+    assert listens(ConstantBidder()) == frozenset()
+    assert listens(_LossOnly()) == {"loss"}
+    request = parse_bid_request({"id": "r", "imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]})
+    for bidder, expected in ((ConstantBidder(), set()), (_LossOnly(), {"lurl"})):
+        bidder.reset(1)
+        response = bidder.bid(request)
+        filled, _ = NoticeUrls("http://dsp.example", listens(bidder)).fill(response, "r")
+        bid = filled["seatbid"][0]["bid"][0]
+        assert {k for k in ("nurl", "lurl", "burl") if k in bid} == expected

@@ -24,36 +24,12 @@ from exchange.bids import parse_bid_response
 from exchange.errors import InvalidResponse
 from exchange.feedback import AuctionEvent
 from exchange.openrtb import BidRequest, parse_bid_request
+from tests.conftest import Recording
 
 from .conftest import make_raw
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
-
-
-class Recording(ConstantBidder):
-    """A constant bidder that remembers its feedback and the requests it saw."""
-
-    def reset(self, seed: int | None = None) -> None:
-        super().reset(seed)
-        self.events_: list[AuctionEvent] = []
-        self.seen_: list[BidRequest] = []
-
-    def bid(self, request: BidRequest) -> dict[str, Any] | None:
-        self.seen_.append(request)
-        return super().bid(request)
-
-    def on_win(self, event: AuctionEvent) -> None:
-        self.events_.append(event)
-
-    def on_loss(self, event: AuctionEvent) -> None:
-        self.events_.append(event)
-
-    def on_billing(self, event: AuctionEvent) -> None:
-        self.events_.append(event)
-
-    def on_click(self, event: AuctionEvent) -> None:
-        self.events_.append(event)
 
 
 class AsyncBidder:

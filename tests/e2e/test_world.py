@@ -21,6 +21,7 @@ from ssp.driver import drive
 from tests.conftest import (
     Dsp,
     Recording,
+    RecordsFeedback,
     StartDsp,
     StartSsp,
     eventually,
@@ -33,22 +34,8 @@ from tests.conftest import (
 MICROS = 1_000_000
 
 
-class RecordingRandom(RandomBidder):
-    def reset(self, seed: int | None = None) -> None:
-        super().reset(seed)
-        self.events_: list[AuctionEvent] = []
-
-    def on_win(self, event: AuctionEvent) -> None:
-        self.events_.append(event)
-
-    def on_loss(self, event: AuctionEvent) -> None:
-        self.events_.append(event)
-
-    def on_billing(self, event: AuctionEvent) -> None:
-        self.events_.append(event)
-
-    def on_click(self, event: AuctionEvent) -> None:
-        self.events_.append(event)
+class RecordingRandom(RecordsFeedback, RandomBidder):
+    pass
 
 
 def micros(event: AuctionEvent) -> int:

@@ -1,0 +1,1 @@
+"""Benchmarks of Gavel and the bare baselines they are measured against (see bench/RESULTS.md)."""

@@ -1,0 +1,127 @@
+"""Starting, probing and stopping the benchmark's server processes (all on 127.0.0.1).
+
+Every process is started with :meth:`Processes.start` and stopped by its own PID (SIGTERM, then
+SIGKILL after a grace period) by :meth:`Processes.stop_all`, which the caller runs in ``finally``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds used so far by process ``pid`` (None where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def get(url: str, *, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return bytes(resp.read())
+
+
+def get_json(url: str) -> dict[str, Any]:
+    return dict(orjson.loads(get(url)))
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def url(self, path: str = "") -> str:
+        return f"http://{HOST}:{self.port}{path}"
+
+    def log_tail(self, limit: int = 2000) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-limit:]
+
+
+class ServerFailed(RuntimeError):
+    pass
+
+
+class Processes:
+    """The processes of one benchmark run."""
+
+    def __init__(self) -> None:
+        self.servers: list[Server] = []
+
+    def start(self, name: str, module: str, *args: str) -> Server:
+        """Run ``python -m module args... --port P`` on a free port; wait for its ``/healthz``."""
+        port = free_port()
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_all
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args, "--port", str(port)],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        server = Server(name, port, proc, log)
+        self.servers.append(server)
+        self._wait_ready(server)
+        return server
+
+    def _wait_ready(self, server: Server, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                raise ServerFailed(
+                    f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}"
+                )
+            try:
+                get(server.url("/healthz"), timeout=1.0)
+                return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        raise ServerFailed(f"{server.name} did not answer /healthz in {timeout:.0f} s")
+
+    def stop_all(self, grace: float = 5.0) -> None:
+        """SIGTERM each process by its PID, then SIGKILL what is still running after ``grace``."""
+        for server in self.servers:
+            if server.proc.poll() is None:
+                server.proc.terminate()
+        deadline = time.monotonic() + grace
+        for server in self.servers:
+            try:
+                server.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait()
+            with contextlib.suppress(OSError):
+                server.log.close()
+        self.servers.clear()
