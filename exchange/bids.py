@@ -34,6 +34,7 @@ class Bid:
     crid: str | None
     dealid: str | None
     adomain: tuple[str, ...]
+    cat: tuple[str, ...]
     w: int | None
     h: int | None
     bidid: str | None
@@ -166,11 +167,10 @@ def _check_bid(
     if request.badv and any(d in request.badv for d in adomain):
         drop(loss.ADVERTISER_EXCLUDED, "advertiser domain is blocked (badv)")
         return None
-    if request.bcat:
-        cats = _str_tuple(raw.get("cat"))
-        if any(c in request.bcat or c.split("-")[0] in request.bcat for c in cats):
-            drop(loss.CATEGORY_EXCLUDED, "category is blocked (bcat)")
-            return None
+    cats = _str_tuple(raw.get("cat"))
+    if request.bcat and any(c in request.bcat or c.split("-")[0] in request.bcat for c in cats):
+        drop(loss.CATEGORY_EXCLUDED, "category is blocked (bcat)")
+        return None
     dealid = raw.get("dealid")
     dealid = dealid if isinstance(dealid, str) and dealid else None
     if dealid is not None and dealid not in request.imp_by_id[impid].deals:
@@ -191,6 +191,7 @@ def _check_bid(
         crid=_str_or_none(raw.get("crid")),
         dealid=dealid,
         adomain=adomain,
+        cat=cats,
         w=w if isinstance(w, int) else None,
         h=h if isinstance(h, int) else None,
         bidid=bidid,

@@ -69,6 +69,9 @@ class BidRequest:
     device: dict[str, Any] | None
     user: dict[str, Any] | None
     test: bool
+    #: The event's time (unix seconds) when the sender gives one (``ext.gavel.ts``, as the SSP does
+    #: for simulated traffic); None means "now" on the reader's clock.
+    ts: float | None
     raw: dict[str, Any]
     imp_by_id: dict[str, Imp] = field(repr=False, default_factory=dict)
 
@@ -143,6 +146,7 @@ def parse_bid_request(
         device=_object(raw.get("device"), "device"),
         user=_object(raw.get("user"), "user"),
         test=raw.get("test") in (1, True, "1"),
+        ts=_event_time(raw),
         raw=raw,
         imp_by_id=by_id,
     )
@@ -221,6 +225,15 @@ def _parse_imp(
         tagid=tagid if isinstance(tagid, str) else None,
         raw=obj,
     )
+
+
+def _event_time(raw: dict[str, Any]) -> float | None:
+    ext = raw.get("ext")
+    gavel = ext.get("gavel") if isinstance(ext, dict) else None
+    ts = gavel.get("ts") if isinstance(gavel, dict) else None
+    if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts) and ts >= 0:
+        return float(ts)
+    return None
 
 
 def _size(obj: dict[str, Any]) -> tuple[int | None, int | None]:

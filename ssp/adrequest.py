@@ -6,7 +6,11 @@ Body (JSON object)::
      "page": "https://...", "ref": "...",        # optional
      "user": "u-123", "segments": ["IAB17"],     # optional: user id and interest segments
      "device": {"ua": ..., "ip": ..., "devicetype": 2, "os": "iOS", "lang": "en"},
-     "geo": {"lat": 48.85, "lon": 2.35, "country": "FRA", "city": "Paris", "utcoffset": 60}}
+     "geo": {"lat": 48.85, "lon": 2.35, "country": "FRA", "city": "Paris", "utcoffset": 60},
+     "ts": 1795000000.0}                         # optional: the event's time (unix seconds)
+
+``ts`` lets a simulated world run on its own clock: it reaches bidders as ``ext.gavel.ts`` of the
+bid request (read as ``BidRequest.ts``), so dayparts, pacing and frequency caps follow simulated time.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class AdRequest:
     segments: tuple[str, ...]
     device: dict[str, Any]
     geo: dict[str, Any]
+    ts: float | None = None
 
 
 def parse_ad_request(body: bytes, sites: dict[str, Site]) -> AdRequest:
@@ -73,6 +78,9 @@ def parse_ad_request(body: bytes, sites: dict[str, Site]) -> AdRequest:
         raise RequestError("geo.lat must be between -90 and 90", field="geo.lat")
     if not -180 <= geo.get("lon", 0) <= 180:
         raise RequestError("geo.lon must be between -180 and 180", field="geo.lon")
+    ts = obj.get("ts")
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float) or ts < 0):
+        raise RequestError("ts must be a unix time in seconds (a number >= 0)", field="ts")
     return AdRequest(
         site=site,
         slot=slot,
@@ -82,6 +90,7 @@ def parse_ad_request(body: bytes, sites: dict[str, Site]) -> AdRequest:
         segments=tuple(segments),
         device=_typed(obj.get("device"), "device", _DEVICE_KEYS),
         geo=geo,
+        ts=float(ts) if ts is not None else None,
     )
 
 
@@ -123,6 +132,8 @@ def to_openrtb(ad: AdRequest, *, request_id: str, tmax_ms: int, currency: str) -
         "tmax": tmax_ms,
         "cur": [currency],
     }
+    if ad.ts is not None:
+        req["ext"] = {"gavel": {"ts": ad.ts}}
     if ad.user or ad.segments:
         user: dict[str, Any] = {}
         if ad.user:

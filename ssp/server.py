@@ -26,12 +26,12 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from exchange.engine import Exchange
+from exchange.engine import AuctionResult, Exchange
 from exchange.errors import NBR_TECHNICAL, RequestError
 from exchange.http_bidder import HttpBidder
 from exchange.metrics import CONTENT_TYPE, ExchangeMetrics
 from exchange.notices import NoticeSender
-from exchange.openrtb import parse_bid_request
+from exchange.openrtb import BidRequest, parse_bid_request
 from exchange.response import bid_response, winning_bids
 from exchange.settings import ExchangeSettings
 from exchange.transport import InProcessBidder, Transport
@@ -165,14 +165,26 @@ class _TooLarge(Exception):
         return _error(err, status=413)
 
 
-def _shed(state: SspState) -> web.Response | None:
-    """Answer at once with 204 when too many auctions are in flight."""
+def _shed() -> web.Response:
+    """The answer to an auction shed for overload: no bid, OpenRTB nbr 1 (technical error)."""
+    return web.Response(status=204, headers={"x-gavel-nbr": str(NBR_TECHNICAL)})
+
+
+async def _auction(state: SspState, breq: BidRequest, arrival: float) -> AuctionResult | None:
+    """Run the auction, or None (shed, counted) when too many auctions are in flight already."""
+    exchange = state.exchange
+    assert exchange is not None
     if state.inflight >= state.ssp.max_inflight:
         state.metrics.overload.inc()
-        assert state.exchange is not None
-        state.exchange.stats.overload += 1
-        return web.Response(status=204, headers={"x-gavel-nbr": str(NBR_TECHNICAL)})
-    return None
+        exchange.stats.overload += 1
+        return None
+    state.inflight += 1
+    state.metrics.inflight.inc()
+    try:
+        return await exchange.auction(breq, arrival=arrival)
+    finally:
+        state.inflight -= 1
+        state.metrics.inflight.dec()
 
 
 def _beacon_base(request: web.Request, state: SspState) -> str:
@@ -191,16 +203,9 @@ async def handle_openrtb(request: web.Request) -> web.Response:
         )
     except (RequestError, _TooLarge) as exc:
         return _reject(state, exc)
-    shed = _shed(state)
-    if shed is not None:
-        return shed
-    state.inflight += 1
-    state.metrics.inflight.inc()
-    try:
-        result = await exchange.auction(breq, arrival=arrival)
-    finally:
-        state.inflight -= 1
-        state.metrics.inflight.dec()
+    result = await _auction(state, breq, arrival)
+    if result is None:
+        return _shed()
     answer = bid_response(exchange, result, beacon_base=_beacon_base(request, state))
     if answer is None:
         return web.Response(status=204, headers=OPENRTB_HEADERS)
@@ -227,16 +232,9 @@ async def handle_ad(request: web.Request) -> web.Response:
         )
     except (RequestError, _TooLarge) as exc:
         return _reject(state, exc)
-    shed = _shed(state)
-    if shed is not None:
-        return shed
-    state.inflight += 1
-    state.metrics.inflight.inc()
-    try:
-        result = await exchange.auction(breq, arrival=arrival)
-    finally:
-        state.inflight -= 1
-        state.metrics.inflight.dec()
+    result = await _auction(state, breq, arrival)
+    if result is None:
+        return _shed()
     base = _beacon_base(request, state)
     won = winning_bids(exchange, result, beacon_base=base)
     if not won:
@@ -247,6 +245,8 @@ async def handle_ad(request: web.Request) -> web.Response:
     token = f"{result.token}.{i}"
     answer = {
         "auction": rid,
+        "imp": winner.impid,
+        "bid_id": winner.id,
         "slot": ad.slot.id,
         "w": winner.w or ad.slot.w,
         "h": winner.h or ad.slot.h,
@@ -255,6 +255,7 @@ async def handle_ad(request: web.Request) -> web.Response:
         "bidder": winner.bidder,
         "seat": winner.seat,
         "adomain": list(winner.adomain),
+        "cat": list(winner.cat),
         "crid": winner.crid,
         "price": bid["price"],
         "impression_url": f"{base}/imp?t={token}",

@@ -59,6 +59,7 @@ def make_bid(
         crid=None,
         dealid=dealid,
         adomain=(),
+        cat=(),
         w=None,
         h=None,
         bidid=None,

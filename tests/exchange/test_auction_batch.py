@@ -41,6 +41,7 @@ def make_bid(column: int, price_micros: int) -> Bid:
         crid=None,
         dealid=None,
         adomain=(),
+        cat=(),
         w=None,
         h=None,
         bidid=None,

@@ -21,6 +21,7 @@ from tests.conftest import (
     Client,
     Dsp,
     Fixed,
+    Recording,
     StartDsp,
     StartSsp,
     banner_imp,
@@ -615,3 +616,21 @@ async def test_auctions_past_max_inflight_are_shed_at_once(
     # capacity is back once the auction in flight is done
     status, _, _ = await post("fifth")
     assert status == 200
+
+
+async def test_ad_answer_carries_what_attribution_needs_and_ts_reaches_bidders(
+    start_dsp: StartDsp, start_ssp: StartSsp
+) -> None:
+    recording = Recording(price=2.0, seat="rec", cat=("IAB17",))
+    recording.reset(0)
+    client = await start_ssp(dsps=[await start_dsp("rec", bidder=recording)])
+    resp = await client.post("/ad", json={"site": "news", "slot": "top", "ts": 1_795_000_000.5})
+    assert resp.status == 200
+    ad = await resp.json()
+    assert ad["imp"] == "1"
+    assert ad["bid_id"] == recording.seen_[-1].id + "-1"
+    assert ad["cat"] == ["IAB17"]
+    assert recording.seen_[-1].ts == 1_795_000_000.5
+    bad = await client.post("/ad", json={"site": "news", "slot": "top", "ts": "noon"})
+    assert bad.status == 400
+    assert (await bad.json())["field"] == "ts"
