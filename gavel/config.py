@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsp.faults import Faults
 from exchange.config import apply_env, from_dict, load_file
 from exchange.settings import ExchangeSettings
 from ssp.config import DspEndpoint, Site, SspSettings
@@ -26,13 +27,8 @@ class DspSpec:
     port: int = 0
     strategy: str = "constant"
     params: dict[str, Any] = field(default_factory=dict)
-    latency_ms: float = 0.0
-    latency_jitter_ms: float = 0.0
-    latency_dist: str = "fixed"
-    hang_rate: float = 0.0
-    error_rate: float = 0.0
-    garbage_rate: float = 0.0
-    hang_s: float = 30.0
+    #: Fault injection of the started DSP: latency, hangs, errors, garbage (see ``dsp.faults``).
+    faults: Faults = field(default_factory=Faults)
 
     def __post_init__(self) -> None:
         if not self.name:

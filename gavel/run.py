@@ -37,12 +37,13 @@ def free_port() -> int:
 
 
 def dsp_command(spec: DspSpec, port: int, seed: int) -> list[str]:
+    f = spec.faults
     cmd = [sys.executable, "-m", "gavel", "dsp", "--port", str(port), "--name", spec.name,
            "--strategy", spec.strategy, "--seed", str(seed),
-           "--latency-ms", str(spec.latency_ms), "--latency-jitter-ms", str(spec.latency_jitter_ms),
-           "--latency-dist", spec.latency_dist, "--hang-rate", str(spec.hang_rate),
-           "--error-rate", str(spec.error_rate), "--garbage-rate", str(spec.garbage_rate),
-           "--hang-s", str(spec.hang_s)]  # fmt: skip
+           "--latency-ms", str(f.latency_ms), "--latency-jitter-ms", str(f.latency_jitter_ms),
+           "--latency-dist", f.latency_dist, "--hang-rate", str(f.hang_rate),
+           "--error-rate", str(f.error_rate), "--garbage-rate", str(f.garbage_rate),
+           "--hang-s", str(f.hang_s)]  # fmt: skip
     for key, value in spec.params.items():
         cmd += ["--param", f"{key}={_param_text(value)}"]
     return cmd
