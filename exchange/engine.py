@@ -177,12 +177,9 @@ class Exchange:
     ) -> None:
         transport = self.transports[bid.bidder]
         if transport.kind == "inprocess":
-            events.append(
-                (
-                    transport,
-                    self._event(kind, request.id, bid, price_micros, code, min_to_win_micros),
-                )
-            )
+            if kind in transport.listens:  # type: ignore[attr-defined]
+                event = self._event(kind, request.id, bid, price_micros, code, min_to_win_micros)
+                events.append((transport, event))
             return
         url = bid.nurl if kind == feedback.WIN else bid.lurl
         if kind == feedback.WIN and bid.adm is None:
@@ -241,7 +238,7 @@ class Exchange:
             _deliver_all([(transport, event)])
         elif url and self.notices is not None:
             values = self.macro_values(
-                win.auction_id, win.bid, win.price_micros, loss.WON, win.price_micros
+                win.auction_id, win.bid, win.price_micros, loss.WON, win.price_micros, quote=True
             )
             self.notices.send(kind, substitute(url, values))
 

@@ -1,0 +1,82 @@
+"""The engine in-process: feedback reaches only real hooks; notice URLs get percent-encoded ids."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from dsp.bidders.constant import ConstantBidder
+from exchange.engine import Exchange
+from exchange.feedback import AuctionEvent
+from exchange.openrtb import parse_bid_request
+from exchange.settings import ExchangeSettings
+from exchange.transport import InProcessBidder
+
+REQUEST = {"id": "r&1", "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}]}
+
+
+class Listening(ConstantBidder):
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.events_: list[AuctionEvent] = []
+
+    def on_loss(self, event: AuctionEvent) -> None:
+        self.events_.append(event)
+
+
+async def _auction(*bidders: tuple[str, Any]) -> Exchange:
+    transports = [InProcessBidder(name=name, bidder=b) for name, b in bidders]
+    exchange = Exchange(settings=ExchangeSettings(seed=1), transports=transports)
+    await exchange.auction(parse_bid_request(REQUEST), arrival=time.perf_counter())
+    for _ in range(3):  # hooks run on the next loop iterations (call_soon)
+        await asyncio.sleep(0)
+    return exchange
+
+
+async def test_events_are_built_only_for_hooks_a_bidder_has(monkeypatch: Any) -> None:
+    built: list[str] = []
+    original = Exchange._event
+
+    def spy(self: Exchange, kind: str, *args: Any) -> AuctionEvent:
+        built.append(kind)
+        return original(self, kind, *args)
+
+    monkeypatch.setattr(Exchange, "_event", spy)
+    quiet_winner = ConstantBidder(price=3.0, seat="quiet")
+    quiet_winner.reset(0)
+    listener = Listening(price=1.0, seat="listener")
+    listener.reset(0)
+    await _auction(("quiet", quiet_winner), ("listener", listener))
+    assert built == ["loss"]  # no win event for the winner without an on_win hook
+    assert [e.loss for e in listener.events_] == [102]
+    assert listener.events_[0].price == 1.01  # the clearing price: the loser's bid + 0.01
+
+
+def test_notice_macro_values_are_percent_encoded_only_for_urls() -> None:
+    exchange = Exchange(settings=ExchangeSettings(), transports=[])
+    request = parse_bid_request(REQUEST)
+    from exchange.bids import parse_bid_response
+
+    bids, _ = parse_bid_response(
+        {
+            "seatbid": [
+                {"seat": "a b", "bid": [{"id": "x/y", "impid": "1", "price": 1, "adm": "<a/>"}]}
+            ]
+        },
+        request,
+        "dsp",
+    )
+    raw = exchange.macro_values(request.id, bids[0], 1_000_000, 0, 1_000_000)
+    quoted = exchange.macro_values(request.id, bids[0], 1_000_000, 0, 1_000_000, quote=True)
+    assert (raw["AUCTION_ID"], raw["AUCTION_BID_ID"], raw["AUCTION_SEAT_ID"]) == (
+        "r&1",
+        "x/y",
+        "a b",
+    )
+    assert (quoted["AUCTION_ID"], quoted["AUCTION_BID_ID"], quoted["AUCTION_SEAT_ID"]) == (
+        "r%261",
+        "x%2Fy",
+        "a%20b",
+    )
+    assert quoted["AUCTION_PRICE"] == "1"
