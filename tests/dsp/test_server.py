@@ -232,7 +232,7 @@ async def test_bidder_exception_is_a_500_without_traceback(
             assert orjson.loads(body) == {"error": "bidder raised RuntimeError", "nbr": 1}
             assert b"secret" not in body and b"Traceback" not in body
     assert len([r for r in caplog.records if r.exc_info]) == 1  # logged once, not per request
-    metrics = client.app[METRICS].requests.labels("exception")._value.get()
+    metrics = client.app[METRICS].requests.labels("exception").value
     assert metrics == 3
 
 
@@ -279,7 +279,7 @@ async def test_hang_fault_answers_204_after_hang_s(aiohttp_client: MakeClient) -
     client = await aiohttp_client(app)
     resp = await post(client, make_raw())
     assert resp.status == 204
-    assert app[METRICS].requests.labels("hang")._value.get() == 1
+    assert app[METRICS].requests.labels("hang").value == 1
     assert app[SERVICE].bidder.seen_ == []  # the bidder never saw it
 
 
@@ -298,7 +298,7 @@ async def test_shutdown_releases_hanging_requests(aiohttp_client: MakeClient) ->
             session.post(client.make_url(BID_PATH), data=orjson.dumps(make_raw()))
         )
         async with asyncio.timeout(10):
-            while hang._value.get() == 0:  # wait for the request to be held
+            while hang.value == 0:  # wait for the request to be held
                 await asyncio.sleep(0.01)
             await client.server.close()
             resp = await task
