@@ -94,7 +94,7 @@ def parse_bid_response(
         raise InvalidResponse("seatbid must be an array")
 
     cur = obj.get("cur") or currency
-    accepted = request.cur or (currency,)
+    cur_ok = cur == currency and cur in (request.cur or (currency,))
     bidid = obj.get("bidid") if isinstance(obj.get("bidid"), str) else None
     bids: list[Bid] = []
     dropped: list[Dropped] = []
@@ -107,9 +107,11 @@ def parse_bid_response(
         seat = sb.get("seat")
         seat = seat if isinstance(seat, str) and seat else bidder
         for raw in sb["bid"]:
-            bid = _check_bid(raw, request, bidder, seat, cur, accepted, currency, bidid, dropped)
-            if bid is not None:
-                bids.append(bid)
+            checked = _check_bid(raw, request, bidder, seat, cur, cur_ok, currency, bidid)
+            if type(checked) is Bid:
+                bids.append(checked)
+            else:
+                dropped.append(checked)  # type: ignore[arg-type]
     return bids, dropped
 
 
@@ -119,84 +121,82 @@ def _check_bid(
     bidder: str,
     seat: str,
     cur: Any,
-    accepted: tuple[str, ...],
+    cur_ok: bool,
     currency: str,
     bidid: str | None,
-    dropped: list[Dropped],
-) -> Bid | None:
-    def drop(code: int, reason: str) -> None:
-        dropped.append(Dropped(bidder, bid_id, impid, code, reason))
-
-    bid_id: str | None = None
-    impid: str | None = None
+) -> Bid | Dropped:
+    """One bid, admitted (a :class:`Bid`) or dropped with its reason (a :class:`Dropped`)."""
     if not isinstance(raw, dict):
-        drop(loss.INVALID_RESPONSE, "bid must be an object")
-        return None
-    bid_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    impid = raw.get("impid") if isinstance(raw.get("impid"), str) else None
+        return Dropped(bidder, None, None, loss.INVALID_RESPONSE, "bid must be an object")
+    get = raw.get
+    bid_id = get("id")
+    impid = get("impid")
+    bid_id = bid_id if isinstance(bid_id, str) else None
+    impid = impid if isinstance(impid, str) else None
     if not bid_id:
-        drop(loss.INVALID_RESPONSE, "bid.id is missing")
-        return None
-    if impid is None or impid not in request.imp_by_id:
-        drop(loss.INVALID_RESPONSE, f"bid.impid {raw.get('impid')!r} is not an imp of this request")
-        return None
-    price = raw.get("price")
+        return Dropped(bidder, bid_id, impid, loss.INVALID_RESPONSE, "bid.id is missing")
+    imp = request.imp_by_id.get(impid) if impid is not None else None
+    if imp is None or impid is None:
+        reason = f"bid.impid {get('impid')!r} is not an imp of this request"
+        return Dropped(bidder, bid_id, impid, loss.INVALID_RESPONSE, reason)
+    price = get("price")
     if isinstance(price, bool) or not isinstance(price, int | float):
-        drop(loss.MISSING_PRICE, "bid.price is missing or not a number")
-        return None
+        return Dropped(
+            bidder, bid_id, impid, loss.MISSING_PRICE, "bid.price is missing or not a number"
+        )
     try:
         micros = float(price) * MICROS
     except OverflowError:
         micros = math.inf
     if not math.isfinite(micros) or micros <= 0:
-        drop(loss.MISSING_PRICE, f"bid.price must be a finite number > 0, got {price!r}")
-        return None
-    if cur != currency or cur not in accepted:
-        drop(loss.INVALID_RESPONSE, f"currency {cur!r} is not accepted")
-        return None
-    adm, nurl = raw.get("adm"), raw.get("nurl")
+        reason = f"bid.price must be a finite number > 0, got {price!r}"
+        return Dropped(bidder, bid_id, impid, loss.MISSING_PRICE, reason)
+    if not cur_ok:
+        return Dropped(
+            bidder, bid_id, impid, loss.INVALID_RESPONSE, f"currency {cur!r} is not accepted"
+        )
+    adm = get("adm")
+    nurl = get("nurl")
     adm = adm if isinstance(adm, str) and adm else None
     nurl = nurl if isinstance(nurl, str) and nurl else None
     if adm is None and nurl is None:
-        drop(loss.MISSING_MARKUP, "bid has neither adm nor nurl")
-        return None
+        return Dropped(bidder, bid_id, impid, loss.MISSING_MARKUP, "bid has neither adm nor nurl")
     if (request.bseat and seat in request.bseat) or (request.wseat and seat not in request.wseat):
-        drop(loss.SEAT_BLOCKED, f"seat {seat!r} is blocked")
-        return None
-    adomain = _str_tuple(raw.get("adomain"))
+        return Dropped(bidder, bid_id, impid, loss.SEAT_BLOCKED, f"seat {seat!r} is blocked")
+    adomain = _str_tuple(get("adomain"))
     if request.badv and any(d in request.badv for d in adomain):
-        drop(loss.ADVERTISER_EXCLUDED, "advertiser domain is blocked (badv)")
-        return None
-    cats = _str_tuple(raw.get("cat"))
+        reason = "advertiser domain is blocked (badv)"
+        return Dropped(bidder, bid_id, impid, loss.ADVERTISER_EXCLUDED, reason)
+    cats = _str_tuple(get("cat"))
     if request.bcat and any(c in request.bcat or c.split("-")[0] in request.bcat for c in cats):
-        drop(loss.CATEGORY_EXCLUDED, "category is blocked (bcat)")
-        return None
-    dealid = raw.get("dealid")
+        return Dropped(bidder, bid_id, impid, loss.CATEGORY_EXCLUDED, "category is blocked (bcat)")
+    dealid = get("dealid")
     dealid = dealid if isinstance(dealid, str) and dealid else None
-    if dealid is not None and dealid not in request.imp_by_id[impid].deals:
-        drop(loss.INVALID_DEAL_ID, f"dealid {dealid!r} is not a deal of imp {impid!r}")
-        return None
-    w, h = raw.get("w"), raw.get("h")
+    if dealid is not None and dealid not in imp.deals:
+        reason = f"dealid {dealid!r} is not a deal of imp {impid!r}"
+        return Dropped(bidder, bid_id, impid, loss.INVALID_DEAL_ID, reason)
+    w = get("w")
+    h = get("h")
     return Bid(
-        bidder=bidder,
-        seat=seat,
-        id=bid_id,
-        impid=impid,
-        price_micros=round(micros),
-        adm=adm,
-        nurl=nurl,
-        burl=_str_or_none(raw.get("burl")),
-        lurl=_str_or_none(raw.get("lurl")),
-        adid=_str_or_none(raw.get("adid")),
-        crid=_str_or_none(raw.get("crid")),
-        dealid=dealid,
-        adomain=adomain,
-        cat=cats,
-        w=w if isinstance(w, int) else None,
-        h=h if isinstance(h, int) else None,
-        bidid=bidid,
-        currency=currency,
-        raw=raw,
+        bidder,
+        seat,
+        bid_id,
+        impid,
+        round(micros),
+        adm,
+        nurl,
+        _str_or_none(get("burl")),
+        _str_or_none(get("lurl")),
+        _str_or_none(get("adid")),
+        _str_or_none(get("crid")),
+        dealid,
+        adomain,
+        cats,
+        w if type(w) is int else None,
+        h if type(h) is int else None,
+        bidid,
+        currency,
+        raw,
     )
 
 
@@ -205,6 +205,10 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def _str_tuple(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
+    """The strings of a JSON array (anything else: none); the common all-strings case is cheap."""
+    if type(value) is not list:
         return ()
-    return tuple(v for v in value if isinstance(v, str))
+    for v in value:
+        if type(v) is not str:
+            return tuple(v for v in value if isinstance(v, str))
+    return tuple(value)
