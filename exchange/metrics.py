@@ -109,6 +109,10 @@ class ExchangeMetrics:
         self.late_calls = c.gauge(
             "gavel_late_bidder_calls", "Bidder calls past their auction's deadline still draining."
         )
+        self.loop_lag = c.gauge(
+            "gavel_event_loop_lag_seconds",
+            "How late the SSP's event loop runs (smoothed); new auctions are shed past ssp.max_loop_lag_ms.",
+        )
         self._bidders: dict[str, BidderMetrics] = {}
         self.filled = self.auctions.labels("filled")
         self.unfilled = self.auctions.labels("unfilled")

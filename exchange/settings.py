@@ -30,6 +30,8 @@ class ExchangeSettings:
     max_late: int = 1024
     #: Keep-alive connections per DSP host.
     connections_per_dsp: int = 256
+    #: HTTP client for DSP calls: "lean" (asyncio protocol + httptools, http:// only) or "aiohttp".
+    transport: str = "aiohttp"
 
     def __post_init__(self) -> None:
         if self.tmax_ms <= 0:
@@ -42,5 +44,7 @@ class ExchangeSettings:
             raise ValueError("exchange.increment must be >= 0")
         if self.late_calls not in ("drain", "cancel"):
             raise ValueError("exchange.late_calls must be 'drain' or 'cancel'")
+        if self.transport not in ("lean", "aiohttp"):
+            raise ValueError("exchange.transport must be 'lean' or 'aiohttp'")
         if self.late_grace_ms < self.tmax_ms:
             raise ValueError("exchange.late_grace_ms must be >= exchange.tmax_ms")

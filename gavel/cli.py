@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tmax-ms", type=int, help="the most an auction may take, in ms (default 100)")
     p.add_argument("--seed", type=int, help="seed of the auction's tie-break RNG")
+    p.add_argument(
+        "--transport",
+        choices=["lean", "aiohttp"],
+        help="HTTP client for DSP calls (default from config: lean); aiohttp also speaks https",
+    )
 
     p = sub.add_parser(
         "dsp",
@@ -169,6 +174,8 @@ def _ssp(args: argparse.Namespace) -> int:
         world = override(world, "exchange.tmax_ms", args.tmax_ms)
     if args.seed is not None:
         world = override(world, "exchange.seed", args.seed)
+    if args.transport is not None:
+        world = override(world, "exchange.transport", args.transport)
     if args.dsp:
         dsps = {d.name: d for d in world.dsp}
         for name, url in args.dsp:

@@ -13,6 +13,9 @@ class SspSettings:
     max_request_bytes: int = 256 * 1024
     #: Auctions in flight past this are answered 204 at once (counted as overload), not queued.
     max_inflight: int = 512
+    #: New auctions are answered 204 at once (overload) while the event loop runs this late (ms,
+    #: smoothed); 0 turns the check off. See ssp/admission.py.
+    max_loop_lag_ms: float = 20.0
     #: Base URL of this SSP as clients reach it (for beacon URLs); empty = from the request's Host.
     public_url: str = ""
     notice_queue: int = 10_000
@@ -28,6 +31,8 @@ class SspSettings:
             raise ValueError("ssp.max_request_bytes must be >= 1024")
         if self.max_inflight < 1:
             raise ValueError("ssp.max_inflight must be >= 1")
+        if self.max_loop_lag_ms < 0:
+            raise ValueError("ssp.max_loop_lag_ms must be >= 0 (0 = off)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,9 @@ class DspEndpoint:
     click_url: str | None = None
 
 
+SLOT_DEVICES = ("any", "desktop", "mobile")
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     id: str
@@ -48,12 +56,16 @@ class Slot:
     floor: float = 0.0
     #: OpenRTB ad position: 1 above the fold, 3 below, 0 unknown.
     pos: int = 0
+    #: The layouts that show this slot: "any", "desktop" (desktops and tablets) or "mobile" (phones).
+    device: str = "any"
 
     def __post_init__(self) -> None:
         if self.w <= 0 or self.h <= 0:
             raise ValueError(f"slot {self.id!r}: w and h must be > 0")
         if self.floor < 0:
             raise ValueError(f"slot {self.id!r}: floor must be >= 0")
+        if self.device not in SLOT_DEVICES:
+            raise ValueError(f"slot {self.id!r}: device must be one of {', '.join(SLOT_DEVICES)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +78,23 @@ class Site:
     publisher: str = ""
     page: str = ""
     slots: tuple[Slot, ...] = ()
+    #: Relative share of the simulated world's page views (ssp.world); 0 = never visited.
+    share: float = 1.0
+    #: Page URL patterns of the simulated traffic; ``{id}`` is an article number, ``{date}`` the
+    #: simulated date (YYYY/MM/DD). Empty: ``page``.
+    pages: tuple[str, ...] = ()
+    #: Audience skew: how much more likely than average a user interested in an IAB category is
+    #: to be among this site's visitors (``{ IAB17 = 4.0 }``); unlisted categories count 1.
+    audience: dict[str, float] = field(default_factory=dict, hash=False)
     slot_by_id: dict[str, Slot] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id = {s.id: s for s in self.slots}
         if len(by_id) != len(self.slots):
             raise ValueError(f"site {self.id!r}: slot ids must be unique")
+        if self.share < 0:
+            raise ValueError(f"site {self.id!r}: share must be >= 0")
+        bad = [cat for cat, skew in self.audience.items() if not skew > 0]
+        if bad:
+            raise ValueError(f"site {self.id!r}: audience.{bad[0]} must be > 0")
         object.__setattr__(self, "slot_by_id", by_id)

@@ -29,12 +29,14 @@ from aiohttp import web
 from exchange.engine import AuctionResult, Exchange
 from exchange.errors import NBR_TECHNICAL, RequestError
 from exchange.http_bidder import HttpBidder
+from exchange.lean_http import LeanHttpBidder
 from exchange.metrics import CONTENT_TYPE, ExchangeMetrics
 from exchange.notices import NoticeSender
 from exchange.openrtb import BidRequest, parse_bid_request
 from exchange.response import bid_response, winning_bids
 from exchange.settings import ExchangeSettings
 from exchange.transport import InProcessBidder, Transport
+from ssp.admission import LagMonitor
 from ssp.adrequest import parse_ad_request, to_openrtb
 from ssp.config import DspEndpoint, Site, SspSettings
 
@@ -54,6 +56,7 @@ class SspState:
     metrics: ExchangeMetrics = field(default_factory=ExchangeMetrics)
     exchange: Exchange | None = None
     inflight: int = 0
+    lag: LagMonitor = field(default_factory=LagMonitor)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     prefix: str = field(default_factory=lambda: os.urandom(3).hex())
 
@@ -109,17 +112,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         workers=state.ssp.notice_workers,
         timeout_s=state.ssp.notice_timeout_ms / 1000,
     )
-    transports: list[Transport] = [
-        HttpBidder(
-            name=d.name,
-            url=d.url,
-            session=session,
-            max_response_bytes=s.max_response_bytes,
-            hard_timeout_s=s.late_grace_ms / 1000,
-            click_url=d.click_url,
-        )
-        for d in state.dsps
-    ]
+    transports: list[Transport] = [_http_bidder(d, s, session) for d in state.dsps]
+    lean = [t for t in transports if isinstance(t, LeanHttpBidder)]
     transports += [InProcessBidder(name=n, bidder=b) for n, b in state.inprocess.items()]
     state.exchange = Exchange(
         settings=s, transports=transports, metrics=state.metrics, notices=notices
@@ -127,11 +121,36 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if state.ssp.gc_freeze:
         gc.collect()
         gc.freeze()
+    state.lag.start()
     try:
         yield
     finally:
+        await state.lag.stop()
         await notices.close()
+        for t in lean:
+            await t.close()
         await session.close()
+
+
+def _http_bidder(d: DspEndpoint, s: ExchangeSettings, session: aiohttp.ClientSession) -> Transport:
+    """The configured HTTP transport for one DSP (the lean one speaks http:// only)."""
+    if s.transport == "lean" and d.url.startswith("http://"):
+        return LeanHttpBidder(
+            name=d.name,
+            url=d.url,
+            max_response_bytes=s.max_response_bytes,
+            hard_timeout_s=s.late_grace_ms / 1000,
+            click_url=d.click_url,
+            max_connections=s.connections_per_dsp,
+        )
+    return HttpBidder(
+        name=d.name,
+        url=d.url,
+        session=session,
+        max_response_bytes=s.max_response_bytes,
+        hard_timeout_s=s.late_grace_ms / 1000,
+        click_url=d.click_url,
+    )
 
 
 def _error(exc: RequestError, status: int = 400) -> web.Response:
@@ -171,10 +190,12 @@ def _shed() -> web.Response:
 
 
 async def _auction(state: SspState, breq: BidRequest, arrival: float) -> AuctionResult | None:
-    """Run the auction, or None (shed, counted) when too many auctions are in flight already."""
+    """Run the auction, or None (shed, counted) when too many auctions are in flight already or
+    the event loop runs too late for it to finish on time."""
     exchange = state.exchange
     assert exchange is not None
-    if state.inflight >= state.ssp.max_inflight:
+    lag_limit = state.ssp.max_loop_lag_ms / 1000
+    if state.inflight >= state.ssp.max_inflight or (lag_limit and state.lag.lag > lag_limit):
         state.metrics.overload.inc()
         exchange.stats.overload += 1
         return None
@@ -290,6 +311,7 @@ async def handle_stats(request: web.Request) -> web.Response:
     data = state.exchange.stats.to_json()
     data["in_flight"] = state.inflight
     data["late_calls_draining"] = state.exchange.fanout.late_in_flight
+    data["loop_lag_s"] = {"smoothed": state.lag.lag, "max": state.lag.max_lag}
     data["notice_queue"] = state.exchange.notices.queue.qsize() if state.exchange.notices else 0
     return web.Response(body=orjson.dumps(data), content_type=JSON)
 
@@ -298,6 +320,7 @@ async def handle_metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.exchange is not None:
         state.metrics.late_calls.set(state.exchange.fanout.late_in_flight)
+        state.metrics.loop_lag.set(state.lag.lag)
         if state.exchange.notices is not None:
             state.metrics.notice_queue.set(state.exchange.notices.queue.qsize())
     return web.Response(body=state.metrics.render(), headers={"Content-Type": CONTENT_TYPE})

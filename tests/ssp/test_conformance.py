@@ -33,6 +33,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(params=["aiohttp", "lean"])
+def http_transport(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against both DSP clients (exchange.transport)."""
+    return str(request.param)
+
+
 def load(name: str) -> list[dict[str, Any]]:
     with (OPENRTB / name).open("rb") as fh:
         return [orjson.loads(line) for line in fh if line.strip()]

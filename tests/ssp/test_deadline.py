@@ -43,6 +43,12 @@ AUCTION = "/openrtb2/auction"
 BUDGET_S = 0.100  # the default ExchangeSettings.tmax_ms
 
 
+@pytest.fixture(params=["aiohttp", "lean"])
+def http_transport(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against both DSP clients (exchange.transport)."""
+    return str(request.param)
+
+
 async def timed_auction(
     client: Client, req: dict[str, Any] | None = None
 ) -> tuple[int, dict[str, Any] | None, float]:

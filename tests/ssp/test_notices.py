@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+import pytest
 from aiohttp import web
 
 from exchange.settings import ExchangeSettings
@@ -33,6 +34,12 @@ from tests.conftest import (
 )
 
 AUCTION = "/openrtb2/auction"
+
+
+@pytest.fixture(params=["aiohttp", "lean"])
+def http_transport(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against both DSP clients (exchange.transport)."""
+    return str(request.param)
 
 
 def notices(dsp: Dsp, path: str) -> list[dict[str, str]]:

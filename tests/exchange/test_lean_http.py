@@ -1,0 +1,173 @@
+"""The lean HTTP transport against real servers on 127.0.0.1: the same contract as aiohttp's."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from exchange.lean_http import LeanHttpBidder
+from exchange.transport import BidderError
+from tests.conftest import eventually, free_port
+
+Serve = Callable[[web.Application], Awaitable[TestServer]]
+
+
+def _bidder(server: TestServer, **kw: Any) -> LeanHttpBidder:
+    return LeanHttpBidder(name="t", url=str(server.make_url("/bid?x=1")), **kw)
+
+
+@pytest.fixture
+def serve(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Serve:
+    async def start(app: web.Application) -> TestServer:
+        return await aiohttp_server(app)
+
+    return start
+
+
+def _app(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.Application:
+    app = web.Application()
+    app.router.add_post("/bid", handler)
+    return app
+
+
+async def test_posts_the_body_with_openrtb_headers_and_reuses_the_connection(serve: Serve) -> None:
+    seen: list[tuple[str, str, bytes, str]] = []
+    peers: set[Any] = set()
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        seen.append(
+            (request.path_qs, request.headers["x-openrtb-version"], body, request.content_type)
+        )
+        assert request.transport is not None
+        peers.add(request.transport.get_extra_info("peername"))
+        return web.Response(body=b'{"id":"r"}', content_type="application/json")
+
+    bidder = _bidder(await serve(_app(handler)))
+    for i in range(5):
+        assert await bidder.call(None, b'{"n":%d}' % i, 50) == b'{"id":"r"}'  # type: ignore[arg-type]
+    assert [s[2] for s in seen] == [b'{"n":%d}' % i for i in range(5)]
+    assert seen[0][:2] == ("/bid?x=1", "2.6") and seen[0][3] == "application/json"
+    assert len(peers) == 1  # one keep-alive connection for all five calls
+    assert bidder.open_connections == 1
+    await bidder.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(204, None), (500, "HTTP 500"), (302, "HTTP 302")]
+)
+async def test_status_codes(serve: Serve, status: int, expected: str | None) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=status, headers={"Location": "http://elsewhere.example/"})
+
+    bidder = _bidder(await serve(_app(handler)))
+    if expected is None:
+        assert await bidder.call(None, b"{}", 50) is None  # type: ignore[arg-type]
+    else:
+        with pytest.raises(BidderError, match=expected):
+            await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
+
+
+async def test_chunked_answer_is_read_whole(serve: Serve) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for part in (b'{"id":', b'"r",', b'"seatbid":[]}'):
+            await resp.write(part)
+        await resp.write_eof()
+        return resp
+
+    bidder = _bidder(await serve(_app(handler)))
+    assert await bidder.call(None, b"{}", 50) == b'{"id":"r","seatbid":[]}'  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_body_over_the_limit_is_an_error_and_closes_the_connection(
+    serve: Serve, chunked: bool
+) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        if chunked:
+            resp.enable_chunked_encoding()
+        else:
+            resp.content_length = 100_000
+        await resp.prepare(request)
+        await resp.write(b"x" * 100_000)
+        return resp
+
+    bidder = _bidder(await serve(_app(handler)), max_response_bytes=10_000)
+    with pytest.raises(BidderError, match="over 10000"):
+        await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
+    await eventually(lambda: bidder.open_connections == 0, what="the connection to close")
+
+
+async def test_compressed_answers_were_not_asked_for_and_are_errors(serve: Serve) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        assert "gzip" not in request.headers.get("Accept-Encoding", "")
+        return web.Response(
+            body=gzip.compress(b"0" * 1_000_000), headers={"Content-Encoding": "gzip"}
+        )
+
+    bidder = _bidder(await serve(_app(handler)), max_response_bytes=5_000)
+    with pytest.raises(BidderError, match="Content-Encoding 'gzip' was not asked for"):
+        await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
+
+
+async def test_hang_ends_at_the_hard_timeout(serve: Serve) -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    bidder = _bidder(await serve(_app(handler)), hard_timeout_s=0.2)
+    with pytest.raises(BidderError, match="hard timeout"):
+        await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
+    release.set()
+
+
+async def test_cancelled_call_closes_its_connection(serve: Serve) -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    bidder = _bidder(await serve(_app(handler)))
+    task = asyncio.ensure_future(bidder.call(None, b"{}", 50))  # type: ignore[arg-type]
+    await eventually(lambda: bidder.open_connections == 1, what="the connection to open")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    await eventually(lambda: bidder.open_connections == 0, what="the connection to close")
+
+
+async def test_refused_and_closed_connections_are_errors(serve: Serve) -> None:
+    bidder = LeanHttpBidder(name="down", url=f"http://127.0.0.1:{free_port()}/bid")
+    with pytest.raises(BidderError, match="cannot connect"):
+        await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
+
+    async def handler(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response(status=204)
+
+    bidder = _bidder(await serve(_app(handler)))
+    with pytest.raises(BidderError):
+        await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
+
+
+def test_https_and_nonsense_urls_are_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="http:// URLs only"):
+        LeanHttpBidder(name="s", url="https://dsp.example/bid")
+    with pytest.raises(ValueError):
+        LeanHttpBidder(name="s", url="not a url")
