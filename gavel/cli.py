@@ -7,19 +7,53 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from exchange.config import ConfigError, override
 
 EXAMPLES = """\
 examples:
   gavel run                                   the demo world: an SSP, 4 DSPs, traffic, 30 s
+  gavel traffic --ssp http://127.0.0.1:8000 --qps 200 --duration 60   the world's traffic at an SSP
   gavel run --duration 10 --qps 200           shorter and busier
   gavel ssp --port 8000 --dsp a=http://127.0.0.1:9001/openrtb2/bid --dsp b=http://127.0.0.1:9002/openrtb2/bid
   gavel dsp --port 9001 --strategy constant --param price=1.5
   gavel dsp --port 9002 --strategy random --param low=0.5 --param high=3 --latency-ms 40 --hang-rate 0.05
+  gavel dsp --port 9003 --config configs/dsp/stride.toml   a campaign DSP (/pixel, /stats)
+"""
+
+
+TRAFFIC_HELP = """\
+Send the simulated world's traffic to an SSP's POST /ad, open loop (arrivals never wait for
+answers), and act out what users do with the ads served.
+
+  arrivals   page views arrive as a Poisson process whose rate follows the users' local time of
+             day, in simulated time: a simulated day lasts --day-minutes real minutes
+  requests   each page view picks a site by its share and a visitor from the site's audience,
+             and asks for every slot of the page's layout (phone or desktop) with the user's id,
+             interest segments, device, geo (home city, jittered) and ts (the simulated time)
+  rendering  a filled slot fires the impression beacon when the ad is seen (viewability), the
+             click beacon with the ground truth's P(click), and a conversion later with
+             P(conversion | click); a purchase ends the user's intent in that category
+  pixels     researching users visit advertisers' sites: visits, purchases and attributed
+             conversions go to the DSPs' GET /pixel (failures are counted, never fatal)
+
+The world comes from the scenario file: [[sites]], [users], [intent], [truth], [[advertisers]]
+and [traffic] (docs/world.md has the model and its formulas). A progress line each second, a
+summary at the end.
+"""
+
+TRAFFIC_EXAMPLES = """\
+examples:
+  gavel traffic --ssp http://127.0.0.1:8000 --qps 100 --duration 60
+  gavel traffic --ssp http://127.0.0.1:8000 --users 1000000 --day-minutes 1 --seed 7
+  gavel traffic --ssp http://127.0.0.1:8000 --dsp steady=http://127.0.0.1:9001 --burst 20:5:4
+
+exit codes: 0 ok, 1 the SSP is unreachable or too many requests failed, 2 usage or configuration
 """
 
 
@@ -40,6 +74,36 @@ def _rate(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return value
+
+
+def _number(text: str, ok: Callable[[float], bool], what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    return _number(text, lambda v: v > 0, "a number > 0")
+
+
+def _non_negative(text: str) -> float:
+    return _number(text, lambda v: v >= 0, "a number >= 0")
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _burst(text: str) -> Any:
+    from gavel.traffic import parse_burst
+
+    return parse_burst(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,23 +140,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tmax-ms", type=int, help="the most an auction may take, in ms (default 100)")
     p.add_argument("--seed", type=int, help="seed of the auction's tie-break RNG")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the same port (SO_REUSEPORT; one per core); each has its own "
+        "/stats and /metrics (default 1)",
+    )
+    p.add_argument(
         "--transport",
         choices=["lean", "aiohttp"],
-        help="HTTP client for DSP calls (default from config: lean); aiohttp also speaks https",
+        help="HTTP client for DSP calls (default from config: lean; https DSPs always use aiohttp)",
     )
 
     p = sub.add_parser(
         "dsp",
         help="serve one bidder as a DSP over OpenRTB, with optional fault injection",
-        description="Serve a bidder at POST /openrtb2/bid with /win, /bill, /loss, /click notices.",
+        description="Serve a bidder at POST /openrtb2/bid with /win, /bill, /loss, /click notices; "
+        "a campaign bidder (--config) also takes /pixel events and reports /stats.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, required=True, help="port to listen on")
-    p.add_argument("--name", default="dsp", help="this DSP's name (seat), for logs and metrics")
+    p.add_argument(
+        "--name",
+        help="this DSP's name (seat), for logs and metrics (default: the campaign file's "
+        "dsp.name with --config, else dsp)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="serve the campaigns of a campaign file (TOML, e.g. configs/dsp/stride.toml) with "
+        "the campaign bidder; excludes --strategy and --param",
+    )
     p.add_argument(
         "--strategy",
-        default="constant",
-        help="registry id (constant, random) or package.module:Class (default constant)",
+        help="registry id (campaign, constant, random) or package.module:Class (default constant)",
     )
     p.add_argument(
         "--param",
@@ -128,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run",
         help="run the demo world: an SSP, several DSPs and a traffic driver, with live status",
-        description="Start the SSP and the DSP servers of a scenario as separate processes, drive /ad "
-        "traffic at a steady rate, print a status line each second and a summary at the end. "
-        "Ctrl-C stops everything.",
+        description="Start the SSP and the DSP servers of a scenario as separate processes, drive "
+        "the simulated world's /ad traffic at them (as gavel traffic does), print a status line "
+        "each second and a summary at the end. Ctrl-C stops everything.",
     )
     p.add_argument("--config", metavar="FILE", help="scenario file (default: configs/default.toml)")
     p.add_argument("--duration", type=float, help="seconds of traffic (default from config: 30)")
@@ -139,6 +220,68 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help="the SSP's port (default from config; 0 = any free port)"
     )
     p.add_argument("--quiet", action="store_true", help="no status line, only the summary")
+
+    p = sub.add_parser(
+        "traffic",
+        help="drive the simulated world's traffic at a running SSP (users, clicks, conversions)",
+        description=TRAFFIC_HELP,
+        epilog=TRAFFIC_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--ssp", required=True, metavar="URL", help="the SSP's base URL")
+    p.add_argument("--config", metavar="FILE", help="scenario file (default: configs/default.toml)")
+    p.add_argument(
+        "--qps",
+        type=_positive,
+        metavar="N",
+        help="ad requests per second, mean over a simulated day (default 50)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_non_negative,
+        metavar="S",
+        help="seconds of traffic, real time (default 30)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="K",
+        help="seed of the users and the traffic: same seed, same requests",
+    )
+    p.add_argument(
+        "--users", type=_count, metavar="N", help="number of simulated users (default 100000)"
+    )
+    p.add_argument(
+        "--day-minutes",
+        type=_positive,
+        metavar="M",
+        help="real minutes per simulated day (default 10; 1440 = real time)",
+    )
+    p.add_argument(
+        "--dsp",
+        action="append",
+        type=_name_value,
+        default=[],
+        metavar="NAME=URL",
+        help="a DSP's base URL (http://host:port) for its pixels and conversions; repeatable",
+    )
+    p.add_argument(
+        "--burst",
+        action="append",
+        type=_burst,
+        default=[],
+        metavar="AT:SECONDS:FACTOR",
+        help="FACTOR times the traffic for SECONDS from AT seconds; repeatable "
+        "(and kill -USR1 <pid> bursts 4x for 5 s on demand)",
+    )
+    p.add_argument(
+        "--max-error-rate",
+        type=_rate,
+        default=0.01,
+        metavar="R",
+        help="exit 1 when more than this share of /ad requests fail (default 0.01)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
     return parser
 
 
@@ -152,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ssp(args)
         if args.command == "dsp":
             return _dsp(args)
+        if args.command == "traffic":
+            from gavel.traffic import traffic_command
+
+            return traffic_command(args)
         from gavel.run import run_world
 
         return run_world(args)
@@ -170,6 +317,8 @@ def _ssp(args: argparse.Namespace) -> int:
         world = override(world, "ssp.host", args.host)
     if args.port is not None:
         world = override(world, "ssp.port", args.port)
+    if args.workers < 1:
+        raise ValueError("--workers must be >= 1")
     if args.tmax_ms is not None:
         world = override(world, "exchange.tmax_ms", args.tmax_ms)
     if args.seed is not None:
@@ -187,8 +336,7 @@ def _ssp(args: argparse.Namespace) -> int:
     if not world.dsp:
         logging.getLogger("gavel").warning("no DSPs configured: every auction will go unfilled")
     app = make_app(settings=world.exchange, ssp=world.ssp, dsps=world.endpoints(), sites=sites)
-    run(app, host=world.ssp.host, port=world.ssp.port, name="SSP")
-    return 0
+    return run(app, host=world.ssp.host, port=world.ssp.port, name="SSP", workers=args.workers)
 
 
 def _dsp(args: argparse.Namespace) -> int:
@@ -200,9 +348,17 @@ def _dsp(args: argparse.Namespace) -> int:
     if os.getcwd() not in sys.path:  # "mybidders:MyBidder" from the current folder, as uvicorn does
         sys.path.insert(0, os.getcwd())
     params: dict[str, object] = {k: parse_value(v) for k, v in args.param}
+    name = args.name
+    if args.config:
+        if args.strategy or params:
+            raise ValueError("--config serves a campaign file: leave out --strategy and --param")
+        params = {"config": args.config}
     if args.seed is not None:
         params.setdefault("seed", args.seed)
-    bidder = make_bidder(args.strategy, params)
+    bidder = make_bidder("campaign" if args.config else args.strategy or "constant", params)
+    if name is None:
+        settings = getattr(bidder, "settings_", None)
+        name = settings.name if args.config and settings is not None else "dsp"
     faults = Faults(
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
@@ -212,6 +368,6 @@ def _dsp(args: argparse.Namespace) -> int:
         garbage_rate=args.garbage_rate,
         hang_s=args.hang_s,
     )
-    app = make_app(bidder=bidder, name=args.name, faults=faults, seed=args.seed)
-    run(app, host=args.host, port=args.port, name=f"DSP {args.name}")
+    app = make_app(bidder=bidder, name=name, faults=faults, seed=args.seed)
+    run(app, host=args.host, port=args.port, name=f"DSP {name}")
     return 0

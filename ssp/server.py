@@ -9,6 +9,9 @@ Routes::
     GET  /stats              in-memory aggregates (JSON)
     GET  /metrics            Prometheus
     GET  /healthz
+    GET  /demo               a publisher page whose ad slots fill through /ad (ssp/static/)
+    GET  /demo/sites         the site catalog the page lays out (JSON)
+    GET  /static/...         the page's files
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -43,6 +47,7 @@ from ssp.config import DspEndpoint, Site, SspSettings
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 OPENRTB_HEADERS = {"x-openrtb-version": "2.6"}
 
 
@@ -91,6 +96,9 @@ def make_app(
     app.router.add_get("/stats", handle_stats)
     app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/healthz", handle_health)
+    app.router.add_get("/demo", handle_demo)
+    app.router.add_get("/demo/sites", handle_demo_sites)
+    app.router.add_static("/static/", STATIC_DIR)
     return app
 
 
@@ -310,6 +318,7 @@ async def handle_stats(request: web.Request) -> web.Response:
     assert state.exchange is not None
     data = state.exchange.stats.to_json()
     data["in_flight"] = state.inflight
+    data["pid"] = os.getpid()  # which worker answered, when several share the port
     data["late_calls_draining"] = state.exchange.fanout.late_in_flight
     data["loop_lag_s"] = {"smoothed": state.lag.lag, "max": state.lag.max_lag}
     data["notice_queue"] = state.exchange.notices.queue.qsize() if state.exchange.notices else 0
@@ -328,3 +337,27 @@ async def handle_metrics(request: web.Request) -> web.Response:
 
 async def handle_health(request: web.Request) -> web.Response:
     return web.Response(body=b'{"status":"ok"}', content_type=JSON)
+
+
+async def handle_demo(request: web.Request) -> web.StreamResponse:
+    """A publisher page (``?site=ID``) whose slots fill through ``POST /ad`` from JavaScript."""
+    return web.FileResponse(STATIC_DIR / "demo.html", headers={"Cache-Control": "no-cache"})
+
+
+async def handle_demo_sites(request: web.Request) -> web.Response:
+    """The site catalog, for the demo page's layout: ids, names, pages and slots."""
+    sites = [
+        {
+            "id": site.id,
+            "name": site.name or site.domain,
+            "domain": site.domain,
+            "cat": list(site.cat),
+            "page": site.page or f"https://{site.domain}/",
+            "slots": [
+                {"id": s.id, "w": s.w, "h": s.h, "pos": s.pos, "floor": s.floor, "device": s.device}
+                for s in site.slots
+            ],
+        }
+        for site in request.app[STATE].sites.values()
+    ]
+    return web.Response(body=orjson.dumps({"sites": sites}), content_type=JSON)
