@@ -34,11 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, required=True, help="port to listen on")
     p.add_argument("--bidders", type=int, default=5, help="in-process bidders (default 5)")
+    p.add_argument("--workers", type=int, default=1, help="processes on the port (default 1)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     app = make_app(settings=ExchangeSettings(seed=1), inprocess=bidders(args.bidders))
-    run(app, host=args.host, port=args.port, name="SSP (in-process bidders)")
-    return 0
+    return run(
+        app, host=args.host, port=args.port, name="SSP (in-process bidders)", workers=args.workers
+    )
 
 
 if __name__ == "__main__":
