@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from exchange import feedback, loss
-from exchange.auction import ImpResult, run_auction
+from exchange.auction import ImpResult, group_by_imp, run_auction
 from exchange.bids import Bid
 from exchange.fanout import BID, ERROR, INVALID, NOBID, TIMEOUT, FanOut, Outcome
 from exchange.macros import format_price, substitute
@@ -30,7 +30,7 @@ from exchange.openrtb import MICROS, BidRequest
 from exchange.settings import ExchangeSettings
 from exchange.stats import Stats
 from exchange.transport import Transport
-from exchange.winbook import Win, WinBook
+from exchange.winbook import Win, WinBook, slim
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,7 @@ class Exchange:
         cutoff = arrival + self.budget_s(request) - self.settings.margin_ms / 1000
         outcomes = await self.fanout.run(request, cutoff=cutoff)
 
-        by_imp: dict[str, list[Bid]] = {}
-        for outcome in outcomes:
-            for bid in outcome.bids:
-                by_imp.setdefault(bid.impid, []).append(bid)
+        by_imp = group_by_imp([bid for outcome in outcomes for bid in outcome.bids])
         at = 1 if request.at == 1 else 2
         results = [
             run_auction(
@@ -134,14 +131,9 @@ class Exchange:
         for i, res in enumerate(result.imps):
             winner = res.winner
             if winner is not None:
+                token = f"{result.token}.{i}"
                 self.winbook.add(
-                    Win(
-                        f"{result.token}.{i}",
-                        request.id,
-                        winner,
-                        res.price_micros,
-                        time.monotonic(),
-                    )
+                    Win(token, request.id, slim(winner), res.price_micros, time.monotonic())
                 )
                 self._notify(
                     events,

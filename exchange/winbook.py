@@ -1,7 +1,12 @@
-"""Won imps waiting for their impression and click beacons, bounded in size and age."""
+"""Won imps waiting for their impression and click beacons, bounded in size and age.
+
+A win keeps a slim copy of its bid (no markup, no raw dict): at a thousand wins a second, the
+full bids would hold hundreds of megabytes for beacons that only need ids, URLs and the price.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,15 +22,20 @@ class Win:
     auction_id: str
     bid: Bid
     price_micros: int
-    created: float
+    created: float  # time.monotonic()
     billed: bool = False
     clicks: int = 0
+
+
+def slim(bid: Bid) -> Bid:
+    """The bid without what beacons never read (its markup and raw dict)."""
+    return dataclasses.replace(bid, adm=None, raw={})
 
 
 class WinBook:
     """Wins by beacon token. The oldest go first when full or older than ``ttl_s``."""
 
-    def __init__(self, *, capacity: int = 200_000, ttl_s: float = 3600.0) -> None:
+    def __init__(self, *, capacity: int = 100_000, ttl_s: float = 900.0) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
         self._wins: OrderedDict[str, Win] = OrderedDict()
@@ -35,25 +45,16 @@ class WinBook:
         return len(self._wins)
 
     def add(self, win: Win) -> None:
-        self._wins[win.token] = win
-        if len(self._wins) > self.capacity:
-            self._wins.popitem(last=False)
+        """Keep ``win`` (``win.created`` must not go back in time), dropping expired and excess wins."""
+        wins = self._wins
+        wins[win.token] = win
+        limit = win.created - self.ttl_s
+        while len(wins) > self.capacity or next(iter(wins.values())).created < limit:
+            wins.popitem(last=False)
             self.evicted += 1
 
     def get(self, token: str) -> Win | None:
         win = self._wins.get(token)
-        if win is None:
-            return None
-        if time.monotonic() - win.created > self.ttl_s:
-            self._expire()
+        if win is None or time.monotonic() - win.created > self.ttl_s:
             return None
         return win
-
-    def _expire(self) -> None:
-        limit = time.monotonic() - self.ttl_s
-        while self._wins:
-            oldest = next(iter(self._wins.values()))
-            if oldest.created >= limit:
-                break
-            self._wins.popitem(last=False)
-            self.evicted += 1
