@@ -24,6 +24,7 @@ examples:
   gavel dsp --port 9001 --strategy constant --param price=1.5
   gavel dsp --port 9002 --strategy random --param low=0.5 --param high=3 --latency-ms 40 --hang-rate 0.05
   gavel dsp --port 9003 --config configs/dsp/stride.toml   a campaign DSP (/pixel, /stats)
+  gavel run --event-log events.jsonl && gavel report events.jsonl   the market, from its event log
 """
 
 
@@ -147,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         "/stats and /metrics (default 1)",
     )
     p.add_argument(
+        "--event-log",
+        metavar="FILE",
+        help="append every auction, impression, click, conversion and notice to FILE as JSON "
+        "lines, rotated by size (docs/observability.md); with --workers, one file per process",
+    )
+    p.add_argument(
         "--transport",
         choices=["lean", "aiohttp"],
         help="HTTP client for DSP calls (default from config: lean; https DSPs always use aiohttp)",
@@ -220,6 +227,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help="the SSP's port (default from config; 0 = any free port)"
     )
     p.add_argument("--quiet", action="store_true", help="no status line, only the summary")
+    p.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open the dashboard in a web browser (never opened without a display, "
+        "when CI is set, or when the output is not a terminal)",
+    )
+    p.add_argument("--event-log", metavar="FILE", help="the SSP's event log (see gavel ssp)")
+
+    p = sub.add_parser(
+        "report",
+        help="tables of the market and of each DSP from an event log",
+        description="Read an event log (gavel ssp --event-log; each file after its rotated "
+        "backups FILE.N ... FILE.1) and print the market's figures and one row per DSP.",
+    )
+    p.add_argument("events", nargs="+", metavar="EVENTS.jsonl", help="event log file(s)")
+    p.add_argument(
+        "--no-backups", action="store_true", help="read only the files given, not FILE.1..."
+    )
 
     p = sub.add_parser(
         "traffic",
@@ -282,12 +307,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when more than this share of /ad requests fail (default 0.01)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks (from a source checkout): `gavel bench load` is the Locust load test",
+        description="Benchmarks, from a source checkout (bench/ is not installed). "
+        "`gavel bench load --help` explains the load test: it starts a world, runs Locust "
+        "headless against it and exits 1 when a latency, error or timeout threshold is missed.",
+    )
+    bench = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    # Its options belong to bench/load.py, which parses them (main passes them through).
+    bench.add_parser(
+        "load", add_help=False, help="the Locust load test with thresholds (bench/load.py)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "bench":  # `gavel bench load` passes its options on
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -295,6 +335,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ssp(args)
         if args.command == "dsp":
             return _dsp(args)
+        if args.command == "bench":
+            return _bench(rest)
+        if args.command == "report":
+            from gavel.report import report_command
+
+            return report_command(args)
         if args.command == "traffic":
             from gavel.traffic import traffic_command
 
@@ -307,7 +353,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _bench(argv: Sequence[str]) -> int:
+    """``gavel bench load ARGS``: bench/load.py's ``main(ARGS)``. bench/ is not part of the
+    installed package; it sits next to gavel/ in a source checkout (an editable install)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "load.py").is_file():
+        print("gavel bench: needs a source checkout (bench/ next to gavel/)", file=sys.stderr)
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from bench.load import main as load_main
+
+    return load_main(list(argv))
+
+
 def _ssp(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from gavel.config import DEFAULT_CONFIG, DspSpec, load_world
     from gavel.serve import run
     from ssp.server import make_app
@@ -325,6 +389,12 @@ def _ssp(args: argparse.Namespace) -> int:
         world = override(world, "exchange.seed", args.seed)
     if args.transport is not None:
         world = override(world, "exchange.transport", args.transport)
+    if args.event_log is not None:
+        world = override(world, "ssp.event_log", args.event_log)
+    log_path = Path(world.ssp.event_log)
+    if args.workers > 1 and world.ssp.event_log and "{pid}" not in log_path.name:
+        per_worker = log_path.with_name(f"{log_path.stem}.{{pid}}{log_path.suffix}")
+        world = override(world, "ssp.event_log", str(per_worker))  # events.1234.jsonl
     if args.dsp:
         dsps = {d.name: d for d in world.dsp}
         for name, url in args.dsp:

@@ -1,4 +1,4 @@
-"""A scenario (world) file: the exchange, the SSP, its DSPs, its sites, and the demo traffic.
+"""A scenario (world) file: the exchange, the SSP, its DSPs, its sites, and the simulated world.
 
 See configs/default.toml for every key with its meaning. Precedence: defaults < file < environment
 (``GAVEL_<SECTION>_<KEY>``) < command-line flags.
@@ -15,6 +15,13 @@ from dsp.faults import Faults
 from exchange.config import apply_env, from_dict, load_file
 from exchange.settings import ExchangeSettings
 from ssp.config import DspEndpoint, Site, SspSettings
+from ssp.world.settings import (
+    Advertiser,
+    IntentSettings,
+    TrafficSettings,
+    TruthSettings,
+    UserSettings,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +36,15 @@ class DspSpec:
     params: dict[str, Any] = field(default_factory=dict)
     #: Fault injection of the started DSP: latency, hangs, errors, garbage (see ``dsp.faults``).
     faults: Faults = field(default_factory=Faults)
+    #: A campaign file (configs/dsp/NAME.toml): ``gavel run`` serves it with the campaign bidder
+    #: (``gavel dsp --config``) instead of ``strategy`` and ``params``.
+    config: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("every dsp needs a name")
+        if self.config and self.params:
+            raise ValueError(f"dsp {self.name!r}: config and params exclude each other")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"dsp {self.name!r}: port must be between 0 and 65535")
 
@@ -53,30 +65,17 @@ class DspSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class TrafficSettings:
-    """The demo traffic driver of ``gavel run``."""
-
-    qps: float = 50.0
-    duration_s: float = 30.0
-    #: Share of impressions clicked (the world issue replaces this with a ground-truth model).
-    click_rate: float = 0.02
-    users: int = 1000
-    seed: int = 1
-
-    def __post_init__(self) -> None:
-        if self.qps <= 0:
-            raise ValueError("traffic.qps must be > 0")
-        if not 0 <= self.click_rate <= 1:
-            raise ValueError("traffic.click_rate must be between 0 and 1")
-
-
-@dataclass(frozen=True, slots=True)
 class World:
     exchange: ExchangeSettings = field(default_factory=ExchangeSettings)
     ssp: SspSettings = field(default_factory=SspSettings)
+    #: The simulated world (ssp.world): its traffic, users, intent, ground truth and advertisers.
     traffic: TrafficSettings = field(default_factory=TrafficSettings)
+    users: UserSettings = field(default_factory=UserSettings)
+    intent: IntentSettings = field(default_factory=IntentSettings)
+    truth: TruthSettings = field(default_factory=TruthSettings)
     dsp: tuple[DspSpec, ...] = ()
     sites: tuple[Site, ...] = ()
+    advertisers: tuple[Advertiser, ...] = ()
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.dsp]

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import webbrowser
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,10 @@ import aiohttp
 
 from exchange.config import override
 from gavel.config import DEFAULT_CONFIG, DspSpec, World, load_world
-from ssp.driver import DriverStats, drive
+from gavel.traffic import build_sim_world, dsp_base
+from ssp.driver import TrafficDriver
+from ssp.world.stats import TrafficStats
+from ssp.world.world import SimWorld
 
 START_TIMEOUT_S = 15.0
 
@@ -36,10 +40,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def open_browser(url: str) -> bool:
+    """Open ``url`` in a web browser, unless the CI variable is set, the output is not a terminal
+    or (on Linux) there is no display."""
+    if os.environ.get("CI") or not sys.stdout.isatty():
+        return False
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return False
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False
+
+
 def dsp_command(spec: DspSpec, port: int, seed: int) -> list[str]:
     f = spec.faults
+    what = ["--config", spec.config] if spec.config else ["--strategy", spec.strategy]
     cmd = [sys.executable, "-m", "gavel", "dsp", "--port", str(port), "--name", spec.name,
-           "--strategy", spec.strategy, "--seed", str(seed),
+           *what, "--seed", str(seed),
            "--latency-ms", str(f.latency_ms), "--latency-jitter-ms", str(f.latency_jitter_ms),
            "--latency-dist", f.latency_dist, "--hang-rate", str(f.hang_rate),
            "--error-rate", str(f.error_rate), "--garbage-rate", str(f.garbage_rate),
@@ -141,7 +161,7 @@ def status_line(now: dict[str, Any], before: dict[str, Any] | None, elapsed: flo
     )
 
 
-def summary(stats: dict[str, Any], client: DriverStats, tmax_ms: int) -> str:
+def summary(stats: dict[str, Any], client: TrafficStats, tmax_ms: int) -> str:
     rows = [f"{'DSP':<10} {'requests':>9} {'bids':>7} {'wins':>7} {'timeouts':>9} {'errors':>7} "
             f"{'invalid':>8} {'impr.':>7} {'spend':>10}"]  # fmt: skip
     for name, b in stats["bidders"].items():
@@ -156,10 +176,10 @@ def summary(stats: dict[str, Any], client: DriverStats, tmax_ms: int) -> str:
         f"(fill rate {stats['fill_rate'] * 100:.1f}%), rejected {stats['rejected']}, shed {stats['overload']}",
         f"server latency p50 {lat['p50'] * 1000:.2f} ms, p99 {lat['p99'] * 1000:.2f} ms, "
         f"max {lat['max'] * 1000:.2f} ms (deadline {tmax_ms} ms)",
-        f"client latency p50 {client.percentile(0.5) * 1000:.2f} ms, p99 {client.percentile(0.99) * 1000:.2f} ms; "
-        f"sent {client.sent}, errors {client.errors}, clicks {client.clicks}",
         f"spend {stats['spend']:.6f} = publisher revenue {stats['publisher_revenue']:.6f} "
         f"+ exchange fee {stats['exchange_fee']:.6f}",
+        "",
+        client.summary(),
     ]
     return "\n".join(rows)
 
@@ -174,15 +194,14 @@ def run_world(args: argparse.Namespace) -> int:
         world = override(world, "ssp.port", args.port)
     if not world.dsp:
         raise ValueError("the scenario has no [[dsp]]: nothing would bid")
-    if not world.sites:
-        raise ValueError("the scenario has no [[sites]]: the driver has nothing to request")
+    sim = build_sim_world(world)  # raises when there are no [[sites]]
     try:
-        return asyncio.run(_run(world, args))
+        return asyncio.run(_run(world, sim, args))
     except KeyboardInterrupt:
         return 0
 
 
-async def _run(world: World, args: argparse.Namespace) -> int:
+async def _run(world: World, sim: SimWorld, args: argparse.Namespace) -> int:
     procs = Processes()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -207,6 +226,8 @@ async def _run(world: World, args: argparse.Namespace) -> int:
             cmd += ["--config", str(DEFAULT_CONFIG)]
         for spec in dsps:
             cmd += ["--dsp", f"{spec.name}={spec.bid_url}"]
+        if getattr(args, "event_log", None):
+            cmd += ["--event-log", args.event_log]
         procs.start("SSP", cmd)
         health = [f"{ssp_url}/healthz"] + [
             s.bid_url.rsplit("/openrtb2/", 1)[0] + "/healthz" for s in dsps
@@ -216,9 +237,13 @@ async def _run(world: World, args: argparse.Namespace) -> int:
         out = sys.stdout
         out.write(f"Gavel demo world: SSP {ssp_url}, DSPs {', '.join(s.name for s in dsps)}; "
                   f"{t.qps:g} ad requests/s for {t.duration_s:g} s (Ctrl-C stops)\n")  # fmt: skip
+        out.write(f"Dashboard: {ssp_url}/dashboard\n")
         out.flush()
-        driver = loop.create_task(drive(ssp_url, world.sites, qps=t.qps, duration_s=t.duration_s,
-                                        users=t.users, click_rate=t.click_rate, seed=t.seed, stop=stop))  # fmt: skip
+        if not getattr(args, "no_browser", False):
+            open_browser(f"{ssp_url}/dashboard")
+        traffic = TrafficDriver(ssp_url=ssp_url, world=sim, settings=t,
+                                dsp_urls={s.name: dsp_base(s) for s in dsps})  # fmt: skip
+        driver = loop.create_task(traffic.run(stop=stop))
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             before = None
             start = loop.time()
@@ -227,7 +252,8 @@ async def _run(world: World, args: argparse.Namespace) -> int:
                     await asyncio.wait_for(asyncio.shield(driver), timeout=1.0)
                 now = await fetch_stats(session, ssp_url)
                 if now is not None and not args.quiet and not driver.done():
-                    out.write(status_line(now, before, loop.time() - start) + "\n")
+                    line = status_line(now, before, loop.time() - start)
+                    out.write(f"{line}  sim {traffic.stats.sim_clock()}\n")
                     out.flush()
                     before = now
             client = driver.result()

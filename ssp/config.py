@@ -23,6 +23,18 @@ class SspSettings:
     notice_timeout_ms: int = 1000
     #: Run ``gc.freeze()`` after start-up (fewer long collections on the hot path).
     gc_freeze: bool = True
+    #: The event log (JSONL, docs/observability.md): its file, empty = off. ``{pid}`` in the path
+    #: becomes the process id (one file per worker).
+    event_log: str = ""
+    #: The file is rotated past this size (0 = never), keeping this many older files (path.1...).
+    event_log_max_bytes: int = 64 * 1024 * 1024
+    event_log_backups: int = 5
+    #: Events waiting to be written past this are dropped (counted), never the auction slowed.
+    event_queue: int = 100_000
+    #: Serve /dashboard and keep its live view (per-second series, the last auctions).
+    dashboard: bool = True
+    #: How often the live view adds a point and pushes it to the dashboards (seconds).
+    dashboard_tick_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -33,6 +45,12 @@ class SspSettings:
             raise ValueError("ssp.max_inflight must be >= 1")
         if self.max_loop_lag_ms < 0:
             raise ValueError("ssp.max_loop_lag_ms must be >= 0 (0 = off)")
+        if self.event_log_max_bytes < 0 or self.event_log_backups < 0:
+            raise ValueError("ssp.event_log_max_bytes and ssp.event_log_backups must be >= 0")
+        if self.event_queue < 1:
+            raise ValueError("ssp.event_queue must be >= 1")
+        if not 0.05 <= self.dashboard_tick_s <= 60:
+            raise ValueError("ssp.dashboard_tick_s must be between 0.05 and 60")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +101,8 @@ class Site:
     #: Page URL patterns of the simulated traffic; ``{id}`` is an article number, ``{date}`` the
     #: simulated date (YYYY/MM/DD). Empty: ``page``.
     pages: tuple[str, ...] = ()
-    #: Audience skew: how much more likely than average a user interested in an IAB category is
-    #: to be among this site's visitors (``{ IAB17 = 4.0 }``); unlisted categories count 1.
+    #: Audience skew: how many times more likely a user interested in an IAB category is to be
+    #: among this site's visitors (``{ IAB17 = 4.0 }``); unlisted categories count 1 (ssp.world).
     audience: dict[str, float] = field(default_factory=dict, hash=False)
     slot_by_id: dict[str, Slot] = field(default_factory=dict, init=False, repr=False, compare=False)
 

@@ -12,6 +12,7 @@ Routes::
     GET  /demo               a publisher page whose ad slots fill through /ad (ssp/static/)
     GET  /demo/sites         the site catalog the page lays out (JSON)
     GET  /static/...         the page's files
+    GET  /dashboard, /dashboard/events, /conversion   the live dashboard (ssp/dashboard.py)
 """
 
 from __future__ import annotations
@@ -32,14 +33,15 @@ from aiohttp import web
 
 from exchange.engine import AuctionResult, Exchange
 from exchange.errors import NBR_TECHNICAL, RequestError
+from exchange.eventlog import LoggedNoticeSender
 from exchange.http_bidder import HttpBidder
 from exchange.lean_http import LeanHttpBidder
 from exchange.metrics import CONTENT_TYPE, ExchangeMetrics
-from exchange.notices import NoticeSender
 from exchange.openrtb import BidRequest, parse_bid_request
 from exchange.response import bid_response, winning_bids
 from exchange.settings import ExchangeSettings
 from exchange.transport import InProcessBidder, Transport
+from ssp import dashboard
 from ssp.admission import LagMonitor
 from ssp.adrequest import parse_ad_request, to_openrtb
 from ssp.config import DspEndpoint, Site, SspSettings
@@ -99,6 +101,7 @@ def make_app(
     app.router.add_get("/demo", handle_demo)
     app.router.add_get("/demo/sites", handle_demo_sites)
     app.router.add_static("/static/", STATIC_DIR)
+    dashboard.setup(app, ssp)
     return app
 
 
@@ -110,7 +113,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         limit=0, limit_per_host=s.connections_per_dsp, keepalive_timeout=30
     )
     session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-    notices = NoticeSender(
+    notices = LoggedNoticeSender(
         session=session,
         allowed_hosts=[
             HttpBidder(name=d.name, url=d.url, session=session).host for d in state.dsps
@@ -126,6 +129,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     state.exchange = Exchange(
         settings=s, transports=transports, metrics=state.metrics, notices=notices
     )
+    app[dashboard.OBSERVERS].start(state.exchange, state.metrics)  # event log and live view
     if state.ssp.gc_freeze:
         gc.collect()
         gc.freeze()
@@ -133,6 +137,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app[dashboard.OBSERVERS].close()
         await state.lag.stop()
         await notices.close()
         for t in lean:
@@ -322,6 +327,7 @@ async def handle_stats(request: web.Request) -> web.Response:
     data["late_calls_draining"] = state.exchange.fanout.late_in_flight
     data["loop_lag_s"] = {"smoothed": state.lag.lag, "max": state.lag.max_lag}
     data["notice_queue"] = state.exchange.notices.queue.qsize() if state.exchange.notices else 0
+    data["event_log"] = request.app[dashboard.OBSERVERS].event_log_stats()
     return web.Response(body=orjson.dumps(data), content_type=JSON)
 
 

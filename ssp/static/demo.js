@@ -105,6 +105,13 @@ async function beacon(url) {
   return resp.ok;
 }
 
+// The creative's markup as a document of its own, without the browser's default body margin.
+function creativeDocument(adm) {
+  return '<!doctype html><html><head><meta charset="utf-8"><style>' +
+    "html,body{margin:0;padding:0;overflow:hidden;background:transparent}</style></head>" +
+    `<body>${adm}</body></html>`;
+}
+
 function render(box, ad) {
   const frame = box.querySelector(".ad-frame");
   frame.style.width = `${ad.w}px`;
@@ -123,7 +130,7 @@ function render(box, ad) {
     }
     showStatus();
   }, { once: true });
-  if (ad.adm) iframe.srcdoc = ad.adm; else iframe.src = ad.markup_url;
+  if (ad.adm) iframe.srcdoc = creativeDocument(ad.adm); else iframe.src = ad.markup_url;
   // A sandboxed creative cannot script its parent: the click is caught by a transparent overlay.
   const overlay = el("a", { class: "ad-click", href: "#", "aria-label": "Open the ad" });
   overlay.addEventListener("click", async (event) => {
@@ -149,9 +156,9 @@ function render(box, ad) {
 function showStatus() {
   const count = (selector) => document.querySelectorAll(selector).length;
   document.getElementById("status").textContent =
-    `${count(".ad-slot")} slots: ${count('.ad-slot[data-state="filled"]')} filled, ` +
-    `${count('.ad-slot[data-impression="1"]')} impressions, ` +
-    `${count('.ad-slot[data-clicked="1"]')} clicks (reader ${readerId()})`;
+    `slots ${count(".ad-slot")}, filled ${count('.ad-slot[data-state="filled"]')}, ` +
+    `impressions ${count('.ad-slot[data-impression="1"]')}, ` +
+    `clicks ${count('.ad-slot[data-clicked="1"]')} (reader ${readerId()})`;
 }
 
 async function fill(site, slot, box, reader, segments) {
@@ -202,7 +209,11 @@ async function main() {
   });
   renderArticle(site);
   const layout = isMobile() ? "mobile" : "desktop";
-  const slots = site.slots.filter((s) => s.device === "any" || s.device === layout);
+  // above the fold (pos 1) before the rest, as a page lays them out
+  const rank = (slot) => (slot.pos === 1 ? 0 : slot.pos === 3 ? 2 : 1);
+  const slots = site.slots
+    .filter((s) => s.device === "any" || s.device === layout)
+    .sort((a, b) => rank(a) - rank(b));
   const reader = readerId();
   const segments = (params.get("segments") || "").split(",").filter(Boolean);
   const jobs = slots.map((slot) => {
