@@ -19,11 +19,11 @@ any object with a ``bid`` method.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import random
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
+from dsp.params import Parameterized
 from exchange.feedback import AuctionEvent, noop_hook
 from exchange.openrtb import BidRequest
 
@@ -31,46 +31,15 @@ log = logging.getLogger(__name__)
 
 B = TypeVar("B", bound="Bidder")
 
-_PARAM_KINDS = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
+class Bidder(Parameterized):
+    """Base class of bidders: parameters in, BidResponse dicts out, learning in ``*_`` attributes.
 
-class Bidder:
-    """Base class of bidders: parameters in, BidResponse dicts out, learning in ``*_`` attributes."""
+    ``param_names``, ``get_params``, ``set_params`` and ``repr`` come from
+    :class:`dsp.params.Parameterized`.
+    """
 
     rng_: random.Random
-
-    @classmethod
-    def param_names(cls) -> tuple[str, ...]:
-        """The constructor's keyword parameters, in signature order."""
-        init = cls.__init__
-        if init is object.__init__:
-            return ()
-        names = []
-        for p in inspect.signature(init).parameters.values():
-            if p.kind is inspect.Parameter.VAR_POSITIONAL:
-                raise TypeError(
-                    f"{cls.__name__}.__init__ must take keyword parameters only, not *{p.name}"
-                )
-            if p.kind in _PARAM_KINDS and p.name != "self":
-                names.append(p.name)
-        return tuple(names)
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters as stored on the instance: ``type(self)(**get_params())``
-        builds an equivalent, unfitted bidder."""
-        return {name: getattr(self, name) for name in self.param_names()}
-
-    def set_params(self, **params: Any) -> Self:
-        """Change constructor parameters (names are checked against the signature)."""
-        known = self.param_names()
-        for name, value in params.items():
-            if name not in known:
-                raise ValueError(
-                    f"{type(self).__name__} has no parameter {name!r}; "
-                    f"its parameters are: {', '.join(known) or '(none)'}"
-                )
-            setattr(self, name, value)
-        return self
 
     def reset(self, seed: int | None = None) -> None:
         """Start a run: seed ``self.rng_`` and clear learned state.
@@ -103,14 +72,6 @@ class Bidder:
     @noop_hook
     def on_conversion(self, event: AuctionEvent) -> None:
         """A click led to a conversion at the advertiser."""
-
-    def __repr__(self) -> str:
-        try:
-            params = self.get_params()
-        except (AttributeError, TypeError):
-            return f"{type(self).__name__}(<unset parameters>)"
-        inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
-        return f"{type(self).__name__}({inner})"
 
 
 def clone(bidder: B) -> B:

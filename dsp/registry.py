@@ -1,10 +1,16 @@
-"""Bidders by name: a registry id (``"constant"``), ``"package.module:Class"``, or an entry point.
+"""Bidders and pricing strategies by name: a registry id (``"constant"``, ``"lin"``),
+``"package.module:Class"``, or an entry point.
 
-Names resolve with :func:`importlib.import_module` and :func:`getattr`, never ``eval``. A
-third-party package registers bidders in its metadata::
+Two registries: whole bidders (:data:`BIDDERS`, :func:`make_bidder`) and the pricing strategies a
+campaign bidder uses (:data:`STRATEGIES`, :func:`make_strategy`). Names resolve with
+:func:`importlib.import_module` and :func:`getattr`, never ``eval``. A third-party package
+registers its own in its metadata::
 
     [project.entry-points."gavel.bidders"]
     mybidder = "mylab.bidders:MyBidder"
+
+    [project.entry-points."gavel.strategies"]
+    mystrategy = "mylab.pricing:MyStrategy"
 """
 
 from __future__ import annotations
@@ -23,42 +29,102 @@ import orjson
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "gavel.bidders"
+STRATEGY_ENTRY_POINT_GROUP = "gavel.strategies"
 
 # One line per built-in bidder, alphabetised: registry id -> "module:Class".
 BIDDERS: dict[str, str] = {
+    "campaign": "dsp.bidders.campaign:CampaignBidder",
     "constant": "dsp.bidders.constant:ConstantBidder",
     "random": "dsp.bidders.random_bid:RandomBidder",
 }
 
+# One line per built-in pricing strategy, alphabetised: registry id -> "module:Class".
+STRATEGIES: dict[str, str] = {
+    "constant": "dsp.strategies.constant:ConstantPrice",
+    "lin": "dsp.strategies.lin:Linear",
+    "mcpc": "dsp.strategies.mcpc:Mcpc",
+    "ortb1": "dsp.strategies.ortb1:Ortb1",
+    "ortb2": "dsp.strategies.ortb2:Ortb2",
+    "pid": "dsp.strategies.pid:PidPacing",
+    "random": "dsp.strategies.random_price:RandomPrice",
+    "shading": "dsp.strategies.shading:BidShading",
+    "truthful": "dsp.strategies.truthful:Truthful",
+}
+
 
 def available() -> dict[str, str]:
-    """Every known id with its target: the built-ins, then installed entry points."""
-    found = dict(BIDDERS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    """Every known bidder id with its target: the built-ins, then installed entry points."""
+    return _available(BIDDERS, ENTRY_POINT_GROUP)
+
+
+def available_strategies() -> dict[str, str]:
+    """Every known strategy id with its target: the built-ins, then installed entry points."""
+    return _available(STRATEGIES, STRATEGY_ENTRY_POINT_GROUP)
+
+
+def _available(builtins: dict[str, str], group: str) -> dict[str, str]:
+    found = dict(builtins)
+    for ep in entry_points(group=group):
         found.setdefault(ep.name, ep.value)
     return found
 
 
 def resolve_bidder(spec: str) -> Any:
     """The bidder class (or factory) that ``spec`` names; ValueError naming ``spec`` if none."""
+    return _resolve(spec, BIDDERS, ENTRY_POINT_GROUP, "bidder")
+
+
+def resolve_strategy(spec: str) -> Any:
+    """The pricing strategy class that ``spec`` names; ValueError naming ``spec`` if none."""
+    return _resolve(spec, STRATEGIES, STRATEGY_ENTRY_POINT_GROUP, "strategy")
+
+
+def _resolve(spec: str, builtins: dict[str, str], group: str, what: str) -> Any:
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"bidder spec must be a registry id or 'module:Class', got {spec!r}")
+        raise ValueError(f"{what} spec must be a registry id or 'module:Class', got {spec!r}")
     spec = spec.strip()
-    if spec in BIDDERS:
-        return _load(BIDDERS[spec], spec)
+    if spec in builtins:
+        return _load(builtins[spec], spec, what)
     if ":" in spec:
-        return _load(spec, spec)
-    for ep in entry_points(group=ENTRY_POINT_GROUP, name=spec):
+        return _load(spec, spec, what)
+    for ep in entry_points(group=group, name=spec):
         try:
             return ep.load()
         except Exception as exc:
             raise ValueError(
-                f"bidder {spec!r}: entry point {ep.value!r} failed to load: {exc}"
+                f"{what} {spec!r}: entry point {ep.value!r} failed to load: {exc}"
             ) from exc
     raise ValueError(
-        f"unknown bidder {spec!r}: use a registry id ({', '.join(sorted(available()))}) "
-        f"or 'package.module:Class'"
+        f"unknown {what} {spec!r}: use a registry id "
+        f"({', '.join(sorted(_available(builtins, group)))}) or 'package.module:Class'"
     )
+
+
+def make_strategy(spec: str, params: Mapping[str, object] | None = None) -> Any:
+    """Build the pricing strategy ``spec`` names with keyword ``params`` (not reset yet).
+
+    Unknown parameter names raise ValueError naming the parameter and listing the strategy's.
+    """
+    factory = resolve_strategy(spec)
+    if not callable(factory):
+        raise ValueError(f"strategy {spec!r} names {type(factory).__name__!r}, not a class")
+    kwargs = dict(params or {})
+    accepted, open_ended = _parameters(factory)
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown and not open_ended:
+        raise ValueError(
+            f"strategy {spec!r} has no parameter {unknown[0]!r}; "
+            f"its parameters are: {', '.join(accepted) or '(none)'}"
+        )
+    try:
+        strategy = factory(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"strategy {spec!r} rejected its parameters: {exc}") from exc
+    if not callable(getattr(strategy, "price", None)):
+        raise ValueError(
+            f"strategy {spec!r} built a {type(strategy).__name__} without a price() method"
+        )
+    return strategy
 
 
 def make_bidder(spec: str, params: Mapping[str, object] | None = None) -> Any:
@@ -142,20 +208,25 @@ def _plain(value: object) -> bool:
     return False
 
 
-def _load(target: str, spec: str) -> Any:
+def load_object(target: str, *, what: str = "object") -> Any:
+    """The object ``"package.module:attr.path"`` names (importlib + getattr, never eval)."""
+    return _load(target, target, what)
+
+
+def _load(target: str, spec: str, what: str = "bidder") -> Any:
     module_name, _, attr_path = target.partition(":")
     if not module_name or not attr_path:
-        raise ValueError(f"bidder spec {spec!r} must look like 'package.module:Class'")
+        raise ValueError(f"{what} spec {spec!r} must look like 'package.module:Class'")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"bidder {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+        raise ValueError(f"{what} {spec!r}: cannot import module {module_name!r}: {exc}") from exc
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise ValueError(
-                f"bidder {spec!r}: module {module_name!r} has no attribute {attr_path!r}"
+                f"{what} {spec!r}: module {module_name!r} has no attribute {attr_path!r}"
             ) from None
     return obj
 

@@ -3,7 +3,9 @@
 ``POST /openrtb2/bid`` parses the request (leniently: exchanges send what they send), applies the
 configured faults, calls ``bidder.bid(request)`` and answers 200 with the BidResponse or 204 for
 no-bid, with notice URLs pointing back here. ``GET /win|/loss|/bill|/click`` turn notices into
-:class:`~exchange.feedback.AuctionEvent` for the bidder's hooks. ``GET /metrics`` and
+:class:`~exchange.feedback.AuctionEvent` for the bidder's hooks. ``GET /pixel`` takes advertiser-site
+events (:mod:`dsp.pixel`) and ``GET /stats`` reports, for bidders that have ``pixel(event)`` and
+``stats()`` (the campaign bidder does; others answer 404). ``GET /metrics`` and
 ``GET /healthz`` are for operators. A malformed request never gets a 500; only a bidder that raises
 does (logged, counted, no traceback on the wire).
 """
@@ -23,6 +25,7 @@ from aiohttp import web
 
 from dsp.faults import ERROR, GARBAGE, HANG, Faults
 from dsp.notices import PATHS, NoticeUrls, event_from_query
+from dsp.pixel import CONVERSION, parse_pixel
 from exchange.errors import NBR_INVALID_REQUEST, NBR_TECHNICAL, RequestError
 from exchange.feedback import BILLING, CLICK, HOOKS, LOSS, WIN, AuctionEvent, deliver, listens
 from exchange.metrics import CONTENT_TYPE, DspMetrics
@@ -75,6 +78,7 @@ class DspService:
             for r in ("bid", "nobid", "invalid", "hang", "error", "garbage", "exception")
         }
         self.notices = {k: m.notices.labels(k) for k in (WIN, LOSS, BILLING, CLICK)}
+        self.pixels = m.notices.labels("pixel")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -253,6 +257,58 @@ class DspService:
         else:
             deliver(self.bidder, event)
 
+    # -- pixels and stats ------------------------------------------------------------------------
+
+    async def handle_pixel(self, request: web.Request) -> web.StreamResponse:
+        try:
+            event = parse_pixel(request.query)
+        except RequestError as exc:
+            return _json(400, {"error": exc.message, "field": exc.field})
+        self.pixels.inc()
+        pixel = getattr(self.bidder, "pixel", None)
+        key = event.bid_key
+        try:
+            if callable(pixel):
+                done = pixel(event)
+                if inspect.isawaitable(done):
+                    await done
+            elif event.event == CONVERSION and key is not None and CONVERSION in self._kinds:
+                await self._deliver(
+                    AuctionEvent(
+                        kind=CONVERSION, auction_id=key[0], imp_id=event.imp or "", bid_id=key[1]
+                    )
+                )
+            else:
+                return _json(
+                    404,
+                    {
+                        "error": f"bidder {self.name!r} takes no pixels: it has no pixel(event) "
+                        "method (and no on_conversion hook for a conversion naming its bid)",
+                        "field": None,
+                    },
+                )
+        except Exception as exc:
+            self._log_bidder_error(exc)
+            return _json(500, {"error": f"bidder's pixel() raised {type(exc).__name__}"})
+        return web.Response(status=204)
+
+    async def handle_stats(self, request: web.Request) -> web.StreamResponse:
+        stats = getattr(self.bidder, "stats", None)
+        if not callable(stats):
+            return _json(
+                404,
+                {"error": f"bidder {self.name!r} keeps no stats: it has no stats() method"},
+            )
+        try:
+            body = stats()
+            if inspect.isawaitable(body):
+                body = await body
+            data = orjson.dumps(body, default=str, option=_DUMPS_OPTIONS)
+        except Exception as exc:
+            self._log_bidder_error(exc)
+            return _json(500, {"error": f"bidder's stats() raised {type(exc).__name__}"})
+        return web.Response(body=data, content_type=JSON)
+
     # -- operators -------------------------------------------------------------------------------
 
     async def handle_metrics(self, request: web.Request) -> web.StreamResponse:
@@ -307,6 +363,8 @@ def make_app(
     app.router.add_get(PATHS[LOSS], service.handle_loss)
     app.router.add_get(PATHS[BILLING], service.handle_bill)
     app.router.add_get(PATHS[CLICK], service.handle_click)
+    app.router.add_get("/pixel", service.handle_pixel)
+    app.router.add_get("/stats", service.handle_stats)
     app.router.add_get("/metrics", service.handle_metrics)
     app.router.add_get("/healthz", service.handle_healthz)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dsp.bidder import Bidder
 from dsp.creative import banner_html
-from dsp.response import make_bid, make_response, open_banner_imps
+from dsp.response import make_bid, make_response, may_bid, open_banner_imps
 
 
 class FloorHugger(Bidder):
@@ -23,6 +23,8 @@ class FloorHugger(Bidder):
         self.wins_ = 0
 
     def bid(self, request):
+        if not may_bid(request, seat=self.seat):  # the request's currency, seat blocks
+            return None
         bids = []
         for imp in open_banner_imps(request):
             price = imp.bidfloor + self.margin

@@ -41,6 +41,12 @@ async def test_example_bids_over_the_floor_and_learns_its_wins(example_path: Non
     assert bidder.wins_ == 1
 
 
+def test_example_passes_check_bidder(example_path: None) -> None:
+    from dsp.conformance import check_bidder
+
+    check_bidder(make_bidder("floor_hugger:FloorHugger", {"margin": 0.1}))
+
+
 async def test_example_behind_the_dsp_server(example_path: None, aiohttp_client) -> None:
     bidder = make_bidder("floor_hugger:FloorHugger", {"margin": 0.5})
     client = await aiohttp_client(make_dsp(bidder=bidder, name="hugger"))
@@ -58,3 +64,57 @@ async def _settled() -> None:
 
     for _ in range(3):  # feedback hooks run on the next loop iterations
         await asyncio.sleep(0)
+
+
+# -- the pricing-strategy example: docs/examples/win_rate.py with win_rate.toml --------------------
+
+
+@pytest.fixture
+def strategy_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.chdir(EXAMPLES)  # as the tutorial runs it: from the folder holding the files
+    yield
+    sys.modules.pop("win_rate", None)
+
+
+def test_strategy_example_settles_at_its_target_win_rate(strategy_example: None) -> None:
+    import random
+
+    from dsp.conformance import check_bidder
+    from exchange.feedback import AuctionEvent
+
+    bidder = make_bidder("campaign", {"config": "win_rate.toml", "seed": 1})
+    check_bidder(bidder)
+    strategy = bidder.campaigns_[0].strategy
+    assert type(strategy).__name__ == "WinRateTarget"
+    assert strategy.get_params() == {"base_bid": 1.5, "avg_ctr": 0.001, "target": 0.3, "step": 0.05}
+    rng = random.Random(2)
+    wins = 0
+    for i in range(3000):  # a market whose best other bid is uniform in [0.5, 3.0]
+        raw = {**REQUEST, "id": f"m{i}", "imp": [{**REQUEST["imp"][0], "bidfloor": 0.1}],
+               "ext": {"gavel": {"ts": 1_749_058_200 + i}}}  # fmt: skip
+        answer = bidder.bid(parse_bid_request(raw))
+        assert answer is not None
+        bid = answer["seatbid"][0]["bid"][0]
+        ids = {"auction_id": raw["id"], "imp_id": "1", "bid_id": bid["id"]}
+        if bid["price"] > rng.uniform(0.5, 3.0):
+            wins += i >= 1000
+            bidder.on_win(AuctionEvent(kind="win", price=1.0, **ids))
+        else:
+            bidder.on_loss(AuctionEvent(kind="loss", price=3.0, loss=102, **ids))
+    assert abs(wins / 2000 - 0.3) < 0.05
+
+
+async def test_strategy_example_behind_the_dsp_server(
+    strategy_example: None, aiohttp_client
+) -> None:
+    bidder = make_bidder("campaign", {"config": "win_rate.toml", "seed": 1})
+    client = await aiohttp_client(make_dsp(bidder=bidder, name="winrate"))
+    resp = await client.post("/openrtb2/bid", json=REQUEST)
+    body = await resp.json()
+    assert body["seatbid"][0]["bid"][0]["price"] == 1.5  # scale 1 x base_bid at the prior pCTR
+    assert body["seatbid"][0]["seat"] == "winrate"
+    assert body["seatbid"][0]["bid"][0]["lurl"].startswith("http")  # it listens to losses
+    resp = await client.get("/loss?auction=r1&imp=1&bid=r1-1&loss=102&min_to_win=2.0")
+    assert resp.status == 204
+    assert bidder.campaigns_[0].strategy.scale_ == pytest.approx(1.015)

@@ -10,13 +10,32 @@ from pathlib import Path
 DSP = Path(__file__).resolve().parents[2] / "dsp"
 PURE = [
     "dsp.bidder",
+    "dsp.bidders.campaign",
+    "dsp.bidders.campaign_report",
+    "dsp.bidders.campaign_turn",
     "dsp.bidders.constant",
     "dsp.bidders.random_bid",
+    "dsp.campaign",
+    "dsp.clock",
+    "dsp.config",
+    "dsp.conformance",
     "dsp.creative",
+    "dsp.ctr",
     "dsp.faults",
+    "dsp.fixtures",
+    "dsp.geo",
+    "dsp.index",
+    "dsp.memory_state",
     "dsp.notices",
+    "dsp.pacing",
+    "dsp.params",
+    "dsp.pixel",
     "dsp.registry",
     "dsp.response",
+    "dsp.state",
+    "dsp.strategy",
+    *(f"dsp.strategies.{p.stem}" for p in sorted((DSP / "strategies").glob("[!_]*.py"))),
+    "dsp.targeting",
 ]
 
 
