@@ -22,6 +22,7 @@ from urllib.parse import quote
 from exchange import feedback, loss
 from exchange.auction import ImpResult, group_by_imp, run_auction
 from exchange.bids import Bid
+from exchange.events import Listener
 from exchange.fanout import BID, ERROR, INVALID, NOBID, TIMEOUT, FanOut, Outcome
 from exchange.macros import format_price, substitute
 from exchange.metrics import ExchangeMetrics
@@ -66,6 +67,7 @@ class Exchange:
         notices: NoticeSender | None = None,
         stats: Stats | None = None,
         winbook: WinBook | None = None,
+        listeners: Sequence[Listener] = (),
     ) -> None:
         self.settings = settings
         self.transports = {t.name: t for t in transports}
@@ -81,6 +83,8 @@ class Exchange:
         self.notices = notices
         self.stats = stats or Stats()
         self.winbook = winbook or WinBook()
+        #: Told of each auction, impression and click after the fact (event log, live view).
+        self.listeners: tuple[Listener, ...] = tuple(listeners)
         self.rng = random.Random(settings.seed)
         self.increment_micros = round(settings.increment * MICROS)
         self._ids = itertools.count(1)
@@ -120,6 +124,8 @@ class Exchange:
         self._settle(result, loop)
         result.duration = time.perf_counter() - arrival
         self._record(result)
+        for listener in self.listeners:
+            listener.on_auction(result)
         return result
 
     # -- after the auction -------------------------------------------------------------------
@@ -204,6 +210,8 @@ class Exchange:
         s.fee_cpm_micros += fee
         s.publisher_cpm_micros += price - fee
         self._feedback(feedback.BILLING, win, bid.burl)
+        for listener in self.listeners:
+            listener.on_impression(win)
         return win
 
     def click(self, token: str) -> Win | None:
@@ -217,6 +225,8 @@ class Exchange:
         self.stats.bidder(win.bid.bidder).clicks += 1
         transport = self.transports[win.bid.bidder]
         self._feedback(feedback.CLICK, win, getattr(transport, "click_url", None))
+        for listener in self.listeners:
+            listener.on_click(win)
         return win
 
     def _feedback(self, kind: str, win: Win, url: str | None) -> None:

@@ -113,6 +113,19 @@ class ExchangeMetrics:
             "gavel_event_loop_lag_seconds",
             "How late the SSP's event loop runs (smoothed); new auctions are shed past ssp.max_loop_lag_ms.",
         )
+        # The event log (ssp.event_log, exchange/eventlog.py); type: auction, impression, click,
+        # conversion, notice.
+        self.events_written = c.counter(
+            "gavel_events_written_total", "Events written to the event log, by type.", ["type"]
+        )
+        self.events_dropped = c.counter(
+            "gavel_events_dropped_total",
+            "Events not logged because the event log's queue was full (ssp.event_queue), by type.",
+            ["type"],
+        )
+        self.event_queue = c.gauge(
+            "gavel_event_queue_length", "Events accepted by the event log, not yet written."
+        )
         self._bidders: dict[str, BidderMetrics] = {}
         self.filled = self.auctions.labels("filled")
         self.unfilled = self.auctions.labels("unfilled")
