@@ -177,16 +177,20 @@ class EventLog:
 
     async def _run(self) -> None:
         while True:
+            ok = True
             try:
                 await self._flush()
             except Exception:  # a bug here must not end the log silently; the bound still holds
+                ok = False
                 log.exception("event log %s: flush failed", self.path)
-            if self._stopping:  # no more emits: the flush above took everything, unless it failed
-                lost = len(self._pending) + len(self._lines)
+            if self._stopping:
+                if ok and (self._pending or self._lines):
+                    continue  # accepted while the last flush was writing: write them too
+                lost = len(self._pending) + len(self._lines)  # only after a failure
                 self.failed += lost
                 self.backlog -= lost
                 self._pending.clear()
-                self._lines = []
+                self._lines, self._counts = [], {}
                 return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DASHBOARD_DIR = Path(__file__).resolve().parent / "static" / "dashboard"
 #: How long a browser waits before reconnecting a dropped feed (ms).
 RETRY_MS = 2000
+#: Feeds open at once, at most (each is a task and a connection); past it: 503.
+MAX_STREAMS = 64
 
 
 class Observers:
@@ -50,6 +52,7 @@ class Observers:
         self.live: LiveView | None = None
         self.log: EventLog | None = None
         self.recorder: EventRecorder | None = None
+        self.streams = 0
 
     def start(self, exchange: Exchange, metrics: ExchangeMetrics) -> None:
         """Open the event log (when ``ssp.event_log`` is set), start the live view (when
@@ -134,9 +137,12 @@ async def handle_dashboard(request: web.Request) -> web.StreamResponse:
 
 async def handle_events(request: web.Request) -> web.StreamResponse:
     """The live feed as Server-Sent Events; ends when the browser goes or the app shuts down."""
-    live = request.app[OBSERVERS].live
+    observers = request.app[OBSERVERS]
+    live = observers.live
     if live is None or live.closed:
         raise web.HTTPServiceUnavailable(text="the live view is not running")
+    if observers.streams >= MAX_STREAMS:
+        raise web.HTTPServiceUnavailable(text=f"{MAX_STREAMS} dashboards are open already")
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -146,6 +152,7 @@ async def handle_events(request: web.Request) -> web.StreamResponse:
     )
     await resp.prepare(request)
     seq = live.seq
+    observers.streams += 1
     try:
         await resp.write(sse("hello", live.hello(), retry=RETRY_MS))
         while True:
@@ -157,7 +164,9 @@ async def handle_events(request: web.Request) -> web.StreamResponse:
                 await resp.write(sse("tick", message, event_id=s))
             seq = batch[-1][0] if batch else live.seq
     except ConnectionError:  # the browser went away
-        return resp
+        pass
+    finally:
+        observers.streams -= 1
     return resp
 
 

@@ -13,7 +13,7 @@ one *point*: counts come from the differences of the exchange's own :class:`~exc
 A point::
 
     t, dt, auctions (per s), fill (imps filled / imps), p50, p95, p99 (ms), overload, rejected
-    (per s), spend, revenue (per s, currency), spend_total, revenue_total, conversions,
+    (per s), spend, revenue (per s, currency), spend_total, revenue_total,
     bidders: {name: {requests (per s), bid_rate, win_rate, timeout_share, error_share, price,
                      spend (per s), p95 (ms), status}}
 

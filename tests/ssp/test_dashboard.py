@@ -21,11 +21,18 @@ from aiohttp import ClientResponse
 from exchange.metrics import ExchangeMetrics
 from exchange.settings import ExchangeSettings
 from ssp.config import SspSettings
-from ssp.dashboard import DASHBOARD_DIR
-from tests.conftest import Client, StartDsp, StartSsp, bid_request
+from ssp.dashboard import DASHBOARD_DIR, OBSERVERS, Observers
+from tests.conftest import Client, StartDsp, StartSsp, bid_request, eventually
 
 TICK_S = 0.2
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def observers_of(client: Client) -> Observers:
+    """The dashboard and event log of the SSP behind ``client``."""
+    app = client.app
+    assert app is not None
+    return app[OBSERVERS]
 
 
 class Feed:
@@ -39,7 +46,7 @@ class Feed:
         return await asyncio.wait_for(self._next(), timeout)
 
     async def _next(self) -> tuple[str, dict[str, Any]] | None:
-        event, data = "message", []
+        event, data = "message", list[str]()
         while True:
             raw = await self.resp.content.readline()
             if not raw:
@@ -192,6 +199,19 @@ async def test_streams_end_when_the_server_shuts_down(
     await asyncio.wait_for(client.server.close(), 10)
     with contextlib.suppress(aiohttp.ClientPayloadError):
         assert await feed.next() is None
+
+
+async def test_a_browser_that_goes_away_frees_its_stream(
+    start_dsp: StartDsp, start_ssp: StartSsp
+) -> None:
+    client = await start_ssp(dsps=[await start_dsp("solo", price=1.0)], ssp=live())
+    observers = observers_of(client)
+    feeds = [await open_feed(client) for _ in range(3)]
+    assert observers.streams == 3
+    for feed, _ in feeds[:2]:
+        feed.resp.close()
+    await eventually(lambda: observers.streams == 1, what="the closed streams to end")
+    assert (await feeds[2][0].next())[0] == "tick"  # type: ignore[index]
 
 
 async def test_the_page_and_every_file_it_loads_are_served(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from exchange.events import TYPES, read_events, with_backups
 from exchange.metrics import ExchangeMetrics
 from exchange.settings import ExchangeSettings
 from ssp.config import DspEndpoint, SspSettings
-from ssp.dashboard import OBSERVERS
+from ssp.dashboard import OBSERVERS, Observers
 from tests.conftest import (
     Client,
     StartDsp,
@@ -34,6 +35,13 @@ from tests.conftest import (
     metrics_text,
     stats,
 )
+
+
+def observers_of(client: Client) -> Observers:
+    """The dashboard and event log of the SSP behind ``client``."""
+    app = client.app
+    assert app is not None
+    return app[OBSERVERS]
 
 
 def plain(event: Any) -> dict[str, Any]:
@@ -77,6 +85,39 @@ async def test_the_bound_is_on_the_backlog_not_on_the_total(tmp_path: Path) -> N
     await log.close()
     assert [r["n"] for r in lines(log.path)] == list(range(300))
     assert log.dropped == 0
+
+
+class SlowDisk(EventLog):
+    """An event log whose writes wait until the test lets them through."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writing = threading.Event()
+        self.go = threading.Event()
+
+    def _write(self, lines: list[bytes]) -> None:
+        self.writing.set()
+        self.go.wait(10)
+        super()._write(lines)
+
+
+async def test_events_accepted_while_the_writer_is_busy_are_written_at_close(
+    tmp_path: Path,
+) -> None:
+    log = SlowDisk(tmp_path / "e.jsonl", flush_s=0.01, encode=plain)
+    log.start()
+    for n in range(10):
+        log.emit(("auction", 0.0, n, None))
+    await eventually(log.writing.is_set, what="the writer to be busy")
+    for n in range(10, 20):
+        assert log.emit(("auction", 0.0, n, None))
+    closing = asyncio.ensure_future(log.close())
+    await asyncio.sleep(0)  # close() starts: no more events accepted
+    assert not log.emit(("auction", 0.0, 99, None))
+    log.go.set()
+    await closing
+    assert [r["n"] for r in lines(log.path)] == list(range(20))
+    assert (log.written, log.failed, log.dropped) == (20, 0, 1)
 
 
 async def test_the_file_is_rotated_by_size_keeping_backups(tmp_path: Path) -> None:
@@ -228,7 +269,7 @@ async def test_a_full_queue_drops_events_and_shows_it(
 ) -> None:
     path = tmp_path / "events.jsonl"
     client, _, _ = await logging_ssp(start_dsp, start_ssp, path, event_queue=10)
-    log = client.server.app[OBSERVERS].log
+    log = observers_of(client).log
     assert log is not None
     for i in range(10):  # fill the queue before the writer gets a turn
         assert log.emit(("notice", 0.0, ("win", f"http://x/{i}"), "queued"))
@@ -247,7 +288,7 @@ async def test_a_full_queue_drops_events_and_shows_it(
 async def test_the_log_is_off_unless_configured(start_dsp: StartDsp, start_ssp: StartSsp) -> None:
     client = await start_ssp(dsps=[await start_dsp("solo", price=1.0)])
     assert (await stats(client))["event_log"] is None
-    assert client.server.app[OBSERVERS].log is None
+    assert observers_of(client).log is None
 
 
 async def test_the_conversion_beacon_checks_its_input(
