@@ -78,7 +78,8 @@ class TrafficDriver:
             click_rate=settings.click_rate,
             view_rate=settings.view_rate,
         )
-        self._conversions: list[tuple[float, int, Conversion]] = []  # a heap by real due time
+        # A heap by real due time: (due, seq, conversion, the SSP's conversion beacon for the ad).
+        self._conversions: list[tuple[float, int, Conversion, str]] = []
         self._seq = itertools.count()
         self._ads: set[asyncio.Task[None]] = set()
         self._pixels: set[asyncio.Task[None]] = set()
@@ -162,7 +163,8 @@ class TrafficDriver:
                 self._send_visit_or_purchase(batch, j)
                 j += 1
             else:
-                self._convert(heapq.heappop(heap)[2])
+                _, _, conv, beacon = heapq.heappop(heap)
+                self._convert(conv, beacon)
 
     def _send_ad(self, batch: Batch, i: int) -> None:
         stats = self.stats
@@ -224,7 +226,8 @@ class TrafficDriver:
             stats.clicks += 1
         if out.conversion is not None:
             due = self.clock.real(out.conversion.ts)
-            heapq.heappush(self._conversions, (due, next(self._seq), out.conversion))
+            beacon = click_url.replace("/click?", "/conversion?", 1)
+            heapq.heappush(self._conversions, (due, next(self._seq), out.conversion, beacon))
 
     async def _beacon(self, url: str) -> bool:
         assert self._session is not None
@@ -256,8 +259,9 @@ class TrafficDriver:
                 value=float(px.value[j]) if purchase else None,
             )
 
-    def _convert(self, conv: Conversion) -> None:
-        """A purchase after a click: attributed to the winning DSP, seen by the pixel holders."""
+    def _convert(self, conv: Conversion, beacon: str) -> None:
+        """A purchase after a click: attributed to the winning DSP, seen by the pixel holders,
+        and reported to the SSP's conversion beacon (its event log and dashboard)."""
         stats = self.stats
         if not self.renderer.convert(conv):
             stats.conversions_lost += 1
@@ -273,6 +277,7 @@ class TrafficDriver:
         }
         ids = {"auction": conv.auction, "imp": conv.imp, "bid": conv.bid}
         self._pixel(CONVERSION, conv.bidder, **common, **ids)
+        self._fire(f"{beacon}&value={conv.value:.2f}")
         advertiser: Advertiser | None = self.world.advertisers.find([conv.advertiser])
         for dsp in advertiser.pixel if advertiser else ():
             self._pixel(PURCHASE, dsp, **common)
@@ -291,6 +296,18 @@ class TrafficDriver:
         task = asyncio.get_running_loop().create_task(self._get_pixel(url, event))
         self._pixels.add(task)
         task.add_done_callback(self._pixels.discard)
+
+    def _fire(self, url: str) -> None:
+        """A beacon off the traffic's path: a task, bounded together with the pixels."""
+        if len(self._pixels) >= MAX_PIXELS_IN_FLIGHT:
+            self.stats.beacon_errors += 1
+            return
+        task = asyncio.get_running_loop().create_task(self._fire_and_forget(url))
+        self._pixels.add(task)
+        task.add_done_callback(self._pixels.discard)
+
+    async def _fire_and_forget(self, url: str) -> None:
+        await self._beacon(url)
 
     async def _get_pixel(self, url: str, event: str) -> None:
         count = self.stats.pixel(event)

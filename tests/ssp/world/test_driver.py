@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gavel.config import World
+from ssp.dashboard import OBSERVERS
 from ssp.driver import TrafficDriver
 from ssp.world.settings import IntentSettings, TrafficSettings, TruthSettings, UserSettings
 from ssp.world.stats import TrafficStats
@@ -77,6 +78,10 @@ async def test_driven_world_counts_add_up_at_the_ssp_and_the_dsps(
         for name, dsp in (("steady", steady), ("other", other))
     }
     assert len(conv["steady"]) + len(conv["other"]) == tr.pixels["conversion"].sent
+    # ... and reported to the SSP's conversion beacon (its live view and event log)
+    live = client.app[OBSERVERS].live
+    assert live is not None
+    await eventually(lambda: live.conversions == tr.conversions, what="the conversion beacons")
     assert tr.pixels["conversion"].sent == tr.conversions
     assert len(conv["steady"]) > 0
     auctions = {r.id for r in shoes.seen_}
