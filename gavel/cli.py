@@ -25,6 +25,8 @@ examples:
   gavel dsp --port 9002 --strategy random --param low=0.5 --param high=3 --latency-ms 40 --hang-rate 0.05
   gavel dsp --port 9003 --config configs/dsp/stride.toml   a campaign DSP (/pixel, /stats)
   gavel run --event-log events.jsonl && gavel report events.jsonl   the market, from its event log
+  gavel simulate configs/experiments/strategies.toml --out out/strategies   offline, virtual clock
+  gavel replay test.log.txt --strategy lin --param base_bid=80 --budget-fraction 1/8   iPinYou log
 """
 
 
@@ -308,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
 
+    from gavel.sim.command import add_parsers as add_sim_parsers
+
+    add_sim_parsers(sub, _name_value)
+
     p = sub.add_parser(
         "bench",
         help="benchmarks (from a source checkout): `gavel bench load` is the Locust load test",
@@ -341,6 +347,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gavel.report import report_command
 
             return report_command(args)
+        if args.command == "simulate":
+            from gavel.sim.command import simulate_command
+
+            return simulate_command(args)
+        if args.command == "replay":
+            from gavel.sim.command import replay_command
+
+            return replay_command(args)
         if args.command == "traffic":
             from gavel.traffic import traffic_command
 
