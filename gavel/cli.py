@@ -247,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-backups", action="store_true", help="read only the files given, not FILE.1..."
     )
+    p.add_argument(
+        "--html",
+        metavar="DIR",
+        help="also write the simulator's report to DIR: CSV, JSON, PNG plots and report.html",
+    )
 
     p = sub.add_parser(
         "traffic",

@@ -182,4 +182,9 @@ def report_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not rep.auctions and not rep.impressions:
         raise ValueError(f"{', '.join(args.events)}: no events (is it a Gavel event log?)")
     (out or sys.stdout).write(render(rep) + "\n")
+    if getattr(args, "html", None):
+        from gavel.sim.eventlog import report_events
+
+        html = report_events(args.events, Path(args.html), backups=not args.no_backups)
+        (out or sys.stdout).write(f"report: {html}\n")
     return 0

@@ -132,3 +132,14 @@ def test_no_log_is_a_usage_error(
         path.write_bytes(content)
     assert main(["report", str(path)]) == 2
     assert str(path) in capsys.readouterr().err
+
+
+def test_html_report_from_an_event_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "events.jsonl", EVENTS)
+    out = tmp_path / "report"
+    assert main(["report", str(path), "--html", str(out)]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<img" in html  # self-contained, plots embedded
+    assert "alpha" in html
+    assert (out / "results.json").is_file()
