@@ -140,23 +140,28 @@ class LogisticCTR:
         learning_rate: float = 0.05,
         l2: float = 1e-6,
         bits: int = 18,
+        initial_g2: float = 0.1,
     ) -> None:
         self.prior = prior
         self.learning_rate = learning_rate
         self.l2 = l2
         self.bits = bits
+        self.initial_g2 = initial_g2
 
     def reset(self, seed: int | None = None) -> None:
         size = 1 << self.bits
         self.mask_ = size - 1
         self.w_ = np.zeros(size)
-        self.g2_ = np.zeros(size)
+        # AdaGrad's accumulators start at initial_g2 (TensorFlow's default 0.1), not 0: from 0 the
+        # first step moves a weight by the whole learning rate however small its gradient, and a
+        # few dozen unclicked impressions drove pCTR from its prior to ~0 for good.
+        self.g2_ = np.full(size, self.initial_g2)
         self._w = [0.0] * size  # a copy of w_ for reading single weights fast (no numpy scalars)
         self._bases: dict[tuple[Any, ...], list[int]] = {}
         self._sorted: dict[frozenset[str], tuple[str, ...]] = {}
         q = self.prior / (1 + self.prior)  # the prior in fake-negative space
         self.bias_ = math.log(q / (1 - q))
-        self.bias_g2_ = 0.0
+        self.bias_g2_ = self.initial_g2
         self.examples_ = 0
         self.clicks_ = 0
         self._index: dict[str, int] = {}

@@ -57,10 +57,9 @@ class Oracle:
         if isinstance(creative, str):
             ad_cat, campaign = taxonomy.index_of(creative), ""
         else:
-            adomain = _strings(creative.get("adomain"))
-            ad_cat = world.advertisers.category_of(adomain, _strings(creative.get("cat")))
-            crid = creative.get("crid")
-            campaign = campaign_key(adomain, crid if isinstance(crid, str) else None)
+            adomain, cats, crid = _creative_fields(creative)
+            ad_cat = world.advertisers.category_of(adomain, cats)
+            campaign = campaign_key(adomain, crid)
         return {
             "user": -1 if user is None else user,
             "w": imp.w or 300,
@@ -72,6 +71,18 @@ class Oracle:
             "campaign": campaign,
             "segments": segments,
         }
+
+
+def _creative_fields(creative: Any) -> tuple[list[str], list[str], str | None]:
+    """adomain, cat and crid of a bid-like dict or of a creative object (``id``, ``adomain``,
+    ``cat`` attributes, as the campaign bidder's ``dsp.campaign.Creative``)."""
+    if isinstance(creative, Mapping):
+        crid = creative.get("crid")
+        adomain, cats = creative.get("adomain"), creative.get("cat")
+    else:
+        crid = getattr(creative, "crid", None) or getattr(creative, "id", None)
+        adomain, cats = getattr(creative, "adomain", None), getattr(creative, "cat", None)
+    return _strings(adomain), _strings(cats), crid if isinstance(crid, str) else None
 
 
 def _strings(value: Any) -> list[str]:

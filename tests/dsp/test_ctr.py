@@ -66,6 +66,19 @@ def test_logistic_learns_which_sites_and_segments_click() -> None:
     assert predict(m, fans, SPORTS) == pytest.approx(0.005)
 
 
+def test_a_few_unclicked_impressions_do_not_collapse_the_prior() -> None:
+    """40 impressions without a click at a true rate near the prior are no evidence against it:
+    pCTR must stay near 0.2%. (With AdaGrad's accumulators starting at 0, each of the ~12 fresh
+    features moved by the whole learning rate on its first update and pCTR fell to ~0.01% after
+    ~30 impressions, for good: the retargeting experiment's campaign stopped winning.)"""
+    m = LogisticCTR(prior=0.002)
+    m.reset(0)
+    req = request("fan", segments=["IAB17-44"], site=("scores.example", ["IAB17"]))
+    for _ in range(40):
+        m.learn(m.features(m.base(req, req.imp[0], read_request(req), 12), SPORTS), False)
+    assert predict(m, req, SPORTS) > 0.001
+
+
 def test_logistic_features_are_stable_across_processes() -> None:
     a, b = LogisticCTR(), LogisticCTR()
     a.reset(0)

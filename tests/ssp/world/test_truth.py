@@ -3,6 +3,8 @@ realistic range; the batch path and the oracle agree with it."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -155,6 +157,9 @@ def test_the_oracle_reads_a_bid_request_as_the_truth_does(world: SimWorld) -> No
         # a known advertiser's category wins over what the bid declares
         bid = {"adomain": ["runfast.example"], "cat": ["IAB18"], "crid": "c1"}
         assert oracle(request, imp, bid) == pytest.approx(oracle(request, imp, "IAB17"))
+        # ... and a creative object (the campaign bidder's dsp.campaign.Creative) reads the same
+        creative = SimpleNamespace(id="c1", adomain=("runfast.example",), cat=("IAB18",))
+        assert oracle(request, imp, creative) == pytest.approx(oracle(request, imp, bid))
         assert oracle.conversion(request, imp, "IAB17") == world.truth.p_convert(
             user=user, ad_cat=taxonomy.INDEX["IAB17"], t=float(batch.ts[i])
         )
