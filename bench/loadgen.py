@@ -1,4 +1,5 @@
-"""A closed-loop HTTP load generator: C connections, each posting the same body back to back.
+"""An HTTP load generator: C connections each posting the same body back to back (closed loop),
+or a fixed rate of requests on schedule (open loop, ``--rate``).
 
 Run it in its own process, next to the server it drives::
 
@@ -10,6 +11,15 @@ It prints one JSON object: ``requests`` completed in the measured window (after 
 ``rps`` (answers 200 or 204 per second), client-side ``p50_ms``/``p99_ms`` of every request and
 ``cpu_s``, the CPU this process used in the window. Error status 0 is a connection that failed.
 
+With ``--rate R`` the load is an open loop instead: requests leave on a fixed schedule, R a
+second, whether or not earlier ones were answered (as users arrive), each on an idle keep-alive
+connection or a new one (at most ``--max-connections``; a request that finds none is counted in
+``dropped``). Latency is then measured from each request's scheduled time, so that a server (or a
+load generator) falling behind shows in the figures instead of slowing the load down ("coordinated
+omission"); ``sent_p99_ms``/``sent_max_ms`` measure from the actual write. Requests scheduled in
+the window and still unanswered ``--drain`` seconds after it are errors (status 0). Open loop uses
+the raw client.
+
 Two clients: ``raw`` (the default) is a minimal keep-alive HTTP/1.1 client on
 ``asyncio.Protocol`` (~25 us of CPU per request); ``aiohttp`` uses one ``ClientSession`` (~130 us).
 On a small machine the load generator shares the cores with the servers it drives, so the cheaper
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -191,6 +202,164 @@ async def _aiohttp_workers(
         await session.close()
 
 
+# -- the open loop (raw client) ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pool:
+    """Idle keep-alive connections to one server, at most ``limit`` open at once."""
+
+    host: str
+    port: int
+    limit: int
+    idle: list[_Connection] = field(default_factory=list)
+    open: int = 0
+
+    async def acquire(self) -> _Connection | None:
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                return conn
+            self.open -= 1
+        if self.open >= self.limit:
+            return None
+        self.open += 1
+        try:
+            _, conn = await asyncio.get_running_loop().create_connection(
+                _Connection, self.host, self.port
+            )
+        except BaseException:
+            self.open -= 1
+            raise
+        return conn
+
+    def release(self, conn: _Connection, *, ok: bool) -> None:
+        if ok and not conn.closed:
+            self.idle.append(conn)
+            return
+        self.open -= 1
+        if conn.transport is not None:
+            conn.transport.close()
+
+    def close(self) -> None:
+        for conn in self.idle:
+            if conn.transport is not None:
+                conn.transport.close()
+        self.idle.clear()
+
+
+def _raw_request(url: str, body: bytes) -> tuple[str, int, bytes]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    raw = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+        + f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    return host, port, raw
+
+
+async def run_open_loop(
+    url: str,
+    body: bytes,
+    *,
+    rate: float,
+    duration: float = 10.0,
+    warmup: float = 1.0,
+    max_connections: int = 1024,
+    drain: float = 5.0,
+) -> dict[str, Any]:
+    """Send ``rate`` requests a second on schedule for ``warmup + duration`` seconds; the figures
+    of the requests scheduled in the last ``duration`` seconds."""
+    host, port, raw = _raw_request(url, body)
+    pool = _Pool(host, port, max_connections)
+    tally = Tally()
+    sent_latencies: list[float] = []
+    dropped = 0
+    tasks: dict[asyncio.Task[None], bool] = {}  # in flight -> counted (scheduled in the window)
+
+    async def one(due: float, counted: bool) -> None:
+        nonlocal dropped
+        status, sent = 0, due
+        try:
+            conn = await pool.acquire()
+            if conn is None:
+                if counted:
+                    dropped += 1
+                return
+            sent = time.perf_counter()
+            try:
+                status = await conn.request(raw)
+            finally:
+                pool.release(conn, ok=status != 0)
+        except (OSError, ValueError):
+            status = 0
+        if counted:
+            now = time.perf_counter()
+            tally.add(status, now - due)
+            sent_latencies.append(now - sent)
+
+    loop = asyncio.get_running_loop()
+    start = time.perf_counter()
+    window, end = start + warmup, start + warmup + duration
+    cpu0 = 0.0
+    i, measuring = 0, False
+    while True:
+        now = time.perf_counter()
+        if not measuring and now >= window:
+            measuring, cpu0 = True, time.process_time()
+        due = start + i / rate
+        while due <= now and due < end:
+            task = loop.create_task(one(due, due >= window))
+            tasks[task] = due >= window
+            task.add_done_callback(tasks.pop)
+            i += 1
+            due = start + i / rate
+        if due >= end:
+            break
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    scheduled = i - math.ceil(warmup * rate)
+    cpu = time.process_time() - cpu0
+    if tasks:
+        counted = dict(tasks)
+        _, pending = await asyncio.wait(set(counted), timeout=drain)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for t in pending:
+            if counted[t]:
+                tally.add(0, drain + duration)  # unanswered: an error, as slow as we know
+    pool.close()
+    lat, sent = sorted(tally.latencies), sorted(sent_latencies)
+    return {
+        "url": url,
+        "client": "raw",
+        "mode": "open",
+        "rate": rate,
+        "max_connections": max_connections,
+        "duration_s": duration,
+        "scheduled": scheduled,
+        "dropped": dropped,
+        "requests": len(lat),
+        "ok": tally.ok,
+        "nocontent": tally.nocontent,
+        "errors": tally.errors,
+        "error_statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
+        "rps": round((tally.ok + tally.nocontent) / duration, 1),
+        "p50_ms": round(percentile(lat, 0.50) * 1000, 3),
+        "p99_ms": round(percentile(lat, 0.99) * 1000, 3),
+        "p999_ms": round(percentile(lat, 0.999) * 1000, 3),
+        "max_ms": round(lat[-1] * 1000, 3) if lat else 0.0,
+        "sent_p99_ms": round(percentile(sent, 0.99) * 1000, 3),
+        "sent_max_ms": round(sent[-1] * 1000, 3) if sent else 0.0,
+        "connections_opened": pool.open,
+        "cpu_s": round(cpu, 3),
+    }
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -249,6 +418,7 @@ async def run_load(
         "rps": round((result.ok + result.nocontent) / elapsed, 1),
         "p50_ms": round(percentile(lat, 0.50) * 1000, 3),
         "p99_ms": round(percentile(lat, 0.99) * 1000, 3),
+        "max_ms": round(lat[-1] * 1000, 3) if lat else 0.0,
         "cpu_s": round(cpu, 3),
     }
 
@@ -276,6 +446,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="raw",
         help="raw: lean asyncio.Protocol client (default); aiohttp: a ClientSession",
     )
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: send RATE requests/s on schedule (raw client; --concurrency unused)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        help="open loop: most connections open at once (default 1024)",
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=5.0,
+        help="open loop: seconds to wait for the last answers (default 5)",
+    )
     return p
 
 
@@ -290,6 +477,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         body = args.body.encode()
     orjson.loads(body)  # fail early on a body that is not JSON
+    if args.rate is not None:
+        if args.rate <= 0 or args.max_connections < 1 or args.client != "raw":
+            print("loadgen: --rate must be > 0, with the raw client", file=sys.stderr)
+            return 2
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            result = runner.run(
+                run_open_loop(
+                    args.url,
+                    body,
+                    rate=args.rate,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    max_connections=args.max_connections,
+                    drain=args.drain,
+                )
+            )
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return 0
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         result = runner.run(

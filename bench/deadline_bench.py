@@ -1,0 +1,454 @@
+"""Benchmark 3, deadline adherence: with one DSP that never answers, is the SSP still on time?
+
+The world: the SSP (``gavel ssp``) calling 4 well-behaved DSPs (``gavel dsp --strategy constant``,
+prices 1.00-1.75) and one that hangs on every request (``--hang-rate 1 --hang-s 30``), so every
+auction waits for it until the cutoff. Next to it, the baseline: a second SSP calling only the 4
+well-behaved DSPs. Both run in the same invocation, on the same machine, one after the other.
+
+1. Saturation: short closed loops (bench.loadgen) at 32, 64 and 128 connections; the best gives
+   each SSP's most auctions/s. Counted are the auctions the SSP ran, not its answers (an SSP
+   shedding load answers 204 at once), over the loop plus the time the work it left behind
+   (queued notices, late calls) took to drain.
+2. Open loop (bench.loadgen ``--rate``): the hung world at 50% and 80% of its own saturation
+   throughput, and the baseline at the same rates, each for long enough to cover 4,096 auctions
+   after warm-up.
+3. Each run reports the SSP's slowest answer (p100) and p99:
+   - server side, exact: ``/stats`` ``latency_s`` (the last 4,096 auctions) polled every second;
+     only polls whose window lies inside the run count, so the max over them is the run's p100
+     (all but the first few hundred auctions, the warm-up) and the max of their p99s bounds p99;
+   - server side, by bucket: the ``gavel_auction_duration_seconds`` histogram over the whole run;
+   - client side: the load generator's p99 and max, from each request's scheduled time (which
+     includes the load generator's own delays) and from its actual write.
+
+Targets (issue 6): p100 within tmax + 5 ms and p99 within tmax, server side. Exit code 1 when a
+target is missed at either load, 0 when met, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.loadgate import ServerSnapshot, count_above, histogram_max, histogram_quantile
+from bench.loadgate import parse_metrics as parse_snapshot
+from bench.procs import ROOT, Processes, Server, ServerFailed, cpu_seconds, get, get_json
+from bench.report import machine
+from bench.request import sample_request
+
+NORMAL_PRICES = (1.0, 1.25, 1.5, 1.75)
+STATS_WINDOW = 4096  # /stats latency_s covers this many of the most recent auctions
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.t0:5.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+# -- the world -------------------------------------------------------------------------------------
+
+
+DSP_PREFIX = "DSP "
+
+
+def start_dsp(procs: Processes, name: str, *args: str) -> Server:
+    """``gavel dsp --name NAME ARGS`` on a free port (its Server is named "DSP NAME")."""
+    base = ["dsp", "--host", "127.0.0.1", "--name", name, "--seed", "1"]
+    return procs.start(f"{DSP_PREFIX}{name}", "gavel", *base, *args)
+
+
+def start_ssp(procs: Processes, name: str, dsps: Sequence[Server], *extra: str) -> Server:
+    """``gavel ssp`` calling each of ``dsps`` (started by :func:`start_dsp`) by its name."""
+    flags = []
+    for d in dsps:
+        flags += ["--dsp", f"{d.name.removeprefix(DSP_PREFIX)}={d.url('/openrtb2/bid')}"]
+    return procs.start(name, "gavel", "ssp", "--host", "127.0.0.1", "--seed", "1", *flags, *extra)
+
+
+def normal_dsps(procs: Processes, prices: Sequence[float] = NORMAL_PRICES) -> list[Server]:
+    return [
+        start_dsp(procs, f"d{i}", "--strategy", "constant", "--param", f"price={p}")
+        for i, p in enumerate(prices)
+    ]
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+
+def loadgen(url: str, body: Path, *args: str, timeout: float) -> dict[str, Any]:
+    """One bench.loadgen run (its own process, killed if we fail); its JSON figures."""
+    cmd = [sys.executable, "-m", "bench.loadgen", url, "--body-file", str(body), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return dict(orjson.loads(out))
+
+
+def saturation(
+    ssp: Server, body: Path, *, concurrencies: Sequence[int], duration: float
+) -> dict[str, Any]:
+    """The most auctions/s the SSP runs, over closed loops of each of ``concurrencies``.
+
+    Counted are the auctions the SSP actually ran (its /stats ``auctions``), not the answers: an
+    SSP shedding load answers 204 at once, which a load generator counts as fast answers, and past
+    its capacity more connections only mean more shedding. Each loop runs with no warm-up, so the
+    /stats delta covers exactly its ``duration``; the work it left behind (notices still queued,
+    late bidder calls still draining) is waited for, and that time counts too: the throughput the
+    SSP can sustain, not the one a queue can absorb for a few seconds. The best loop's figures are
+    returned, with ``tries`` holding every loop's (concurrency, auctions run/s, shed, drain s).
+    """
+    best: dict[str, Any] | None = None
+    tries = []
+    for c in concurrencies:
+        before = get_json(ssp.url("/stats"))
+        args = ["--concurrency", str(c), "--duration", str(duration), "--warmup", "0"]
+        result = loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=duration + 40)
+        after = get_json(ssp.url("/stats"))
+        drain = wait_drained(ssp)
+        result["drain_s"] = drain
+        result["run_rps"] = round((after["auctions"] - before["auctions"]) / (duration + drain), 1)
+        result["shed"] = after["overload"] - before["overload"]
+        tries.append((c, result["run_rps"], result["shed"], drain))
+        if best is None or result["run_rps"] > best["run_rps"]:
+            best = result
+        time.sleep(0.5)
+    assert best is not None
+    best["tries"] = tries
+    return best
+
+
+def wait_drained(ssp: Server, limit_s: float = 120.0) -> float:
+    """Seconds until the SSP has no notice queued and no late call draining (at most ``limit_s``)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        stats = get_json(ssp.url("/stats"))
+        if not stats["notice_queue"] and not stats["late_calls_draining"]:
+            break
+        time.sleep(0.1)
+    return round(time.monotonic() - t0, 2)
+
+
+@dataclass
+class StatsPoller:
+    """Polls the SSP's /stats every ``interval`` s in a thread; keeps the polls whose 4,096-auction
+    window lies inside the run (at least 4,096 auctions since the start)."""
+
+    url: str
+    start_auctions: int
+    interval: float = 1.0
+    valid: list[dict[str, Any]] = field(default_factory=list)
+    first_valid_at: int | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> StatsPoller:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def poll(self) -> None:
+        try:
+            stats = get_json(self.url)
+        except (OSError, ValueError):
+            return
+        done = stats["auctions"] - self.start_auctions
+        if done >= STATS_WINDOW:
+            if self.first_valid_at is None:
+                self.first_valid_at = done
+            self.valid.append(stats)
+
+
+def open_loop_run(
+    ssp: Server,
+    body: Path,
+    rate: float,
+    *,
+    duration: float,
+    warmup: float,
+    watch: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """An open-loop run at ``rate`` with the server-side figures beside the client's, and the CPU
+    share of a core used by each group of processes in ``watch`` (name -> PIDs) during it."""
+    seconds = max(duration, 1.25 * STATS_WINDOW / rate + 1.0)
+    before = get_json(ssp.url("/stats"))
+    snap0 = parse_snapshot(get(ssp.url("/metrics")).decode())
+    watch = {"ssp": [ssp.pid], **(watch or {})}
+    cpu0, t0 = {k: _cpu(v) for k, v in watch.items()}, time.monotonic()
+    args = ["--rate", f"{rate:.1f}", "--duration", f"{seconds:.1f}", "--warmup", f"{warmup:g}"]
+    with StatsPoller(ssp.url("/stats"), before["auctions"]) as poller:
+        client = loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=seconds + warmup + 40)
+        poller.poll()  # the end of the run, before anything else reaches the SSP
+    wall = time.monotonic() - t0
+    after = get_json(ssp.url("/stats"))
+    hist = parse_snapshot(get(ssp.url("/metrics")).decode()).minus(snap0)
+    run = summarise(client, poller, before, after, hist, rate, seconds)
+    run["cpu_share"] = {k: round((_cpu(v) - cpu0[k]) / wall, 3) for k, v in watch.items()}
+    run["cpu_share"]["loadgen"] = round(client["cpu_s"] / seconds, 3)  # measured window only
+    run["loadavg_after"] = machine()["loadavg_at_start"]
+    return run
+
+
+def _cpu(pids: Sequence[int]) -> float:
+    return sum(cpu_seconds(p) or 0.0 for p in pids)
+
+
+def summarise(
+    client: dict[str, Any],
+    poller: StatsPoller,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    hist: ServerSnapshot,
+    rate: float,
+    seconds: float,
+) -> dict[str, Any]:
+    windows = [s["latency_s"] for s in poller.valid]
+    p99 = histogram_quantile(hist.buckets, 0.99)
+    top = histogram_max(hist.buckets)
+    over_110, _ = count_above(hist.buckets, 0.110)
+    timeouts = sum(
+        b["timeouts"] - before["bidders"].get(n, {}).get("timeouts", 0)
+        for n, b in after["bidders"].items()
+    )
+    calls = sum(
+        b["requests"] - before["bidders"].get(n, {}).get("requests", 0)
+        for n, b in after["bidders"].items()
+    )
+    return {
+        "rate": round(rate, 1),
+        "seconds": round(seconds, 1),
+        "auctions": after["auctions"] - before["auctions"],
+        "shed": after["overload"] - before["overload"],
+        "bidder_timeout_share": round(timeouts / calls, 4) if calls else None,
+        "server_p100_ms": round(max(w["max"] for w in windows) * 1000, 3) if windows else None,
+        "server_p99_ms": round(max(w["p99"] for w in windows) * 1000, 3) if windows else None,
+        "server_windows": len(windows),
+        "server_warmup_auctions": (poller.first_valid_at or 0) - STATS_WINDOW,
+        "hist_p99": None if p99 is None else [p99.value * 1000, p99.lo * 1000, p99.hi * 1000],
+        "hist_max_bucket_ms": None if top is None else [top.lo * 1000, top.hi * 1000],
+        "hist_over_110ms": over_110,
+        "client": client,
+    }
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+
+def verdict(run: dict[str, Any], tmax_ms: float) -> list[str]:
+    """The targets a run misses (server side): p100 <= tmax + 5 ms, p99 <= tmax."""
+    misses = []
+    if run["server_p100_ms"] is None:
+        misses.append("no /stats window inside the run (too few auctions)")
+        return misses
+    if run["server_p100_ms"] > tmax_ms + 5:
+        misses.append(f"p100 {run['server_p100_ms']:.2f} ms > tmax + 5 = {tmax_ms + 5:g} ms")
+    if run["server_p99_ms"] > tmax_ms:
+        misses.append(f"p99 {run['server_p99_ms']:.2f} ms > tmax = {tmax_ms:g} ms")
+    return misses
+
+
+def render(results: dict[str, Any]) -> str:
+    m, tmax = results["machine"], results["tmax_ms"]
+    sat_h, sat_b = results["saturation"]["hung"], results["saturation"]["baseline"]
+    lines = [
+        f"Deadline adherence (benchmark 3), {results['date']}",
+        f"machine: {m['cpu_model']}, {m['nproc']} CPUs, {m['python']}, load average at start "
+        f"{m['loadavg_at_start']}, at end {m.get('loadavg_at_end', '-')}",
+        f"saturation (best closed loop of {results['options']['concurrency']} connections, "
+        f"auctions run/s): 4 DSPs + 1 hung {sat_h['run_rps']:,.0f}, baseline 4 DSPs "
+        f"{sat_b['run_rps']:,.0f} (ratio {sat_h['run_rps'] / max(sat_b['run_rps'], 1e-9):.2f}); "
+        f"shed {sat_h['shed']:,} / {sat_b['shed']:,}; client p99 {sat_h['p99_ms']:.1f} / "
+        f"{sat_b['p99_ms']:.1f} ms",
+        "",
+        f"{'open loop':<24}{'rate/s':>8}{'auctions':>9}{'shed':>6}{'timeouts':>9}"
+        f"{'p99 srv':>9}{'p100 srv':>9}{'hist p99 (bucket]':>22}{'hist max':>12}"
+        f"{'p99 cli':>9}{'max cli':>9}{'max sent':>9}  target",
+    ]
+    for run in results["runs"]:
+        c = run["client"]
+        hp = run["hist_p99"]
+        hist = f"{hp[0]:.1f} ({hp[1]:g}-{hp[2]:g}]" if hp else "-"
+        hm = run["hist_max_bucket_ms"]
+        top = f"({hm[0]:g}-{hm[1]:g}]" if hm else "-"
+        misses = run.get("misses")
+        target = "-" if misses is None else ("met" if not misses else "MISSED")
+        share = run["bidder_timeout_share"]
+        lines.append(
+            f"{run['label']:<24}{run['rate']:>8,.0f}{run['auctions']:>9,}{run['shed']:>6}"
+            f"{(share or 0) * 100:>8.1f}%{_f(run['server_p99_ms']):>9}{_f(run['server_p100_ms']):>9}"
+            f"{hist:>22}{top:>12}{c['p99_ms']:>9.2f}{c['max_ms']:>9.2f}{c['sent_max_ms']:>9.2f}"
+            f"  {target}"
+        )
+    lines += ["", "CPU, share of one core during each run (2 cores in all):"]
+    for run in results["runs"]:
+        shares = "  ".join(f"{k} {v:.2f}" for k, v in run.get("cpu_share", {}).items())
+        lines.append(f"  {run['label']:<24}{shares}  load average {run.get('loadavg_after')}")
+    lines += [
+        "",
+        f"targets (server side): p100 <= tmax + 5 = {tmax + 5:g} ms, p99 <= tmax = {tmax:g} ms",
+    ]
+    for run in results["runs"]:
+        for miss in run.get("misses") or []:
+            lines.append(f"  {run['label']}: {miss}")
+    return "\n".join(lines)
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.deadline_bench",
+        description=(__doc__ or "").split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Takes about 2-3 minutes. The table goes to stdout, progress to stderr.",
+    )
+    p.add_argument("--loads", default="0.5,0.8", help="shares of saturation (default 0.5,0.8)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=15.0,
+        help="least measured seconds per open-loop run (more when 4,096 auctions need it)",
+    )
+    p.add_argument("--warmup", type=float, default=2.0, help="open-loop warm-up, s (default 2)")
+    p.add_argument(
+        "--concurrency",
+        default="32,64,128",
+        help="connections of the saturation loops, the best one counts (default 32,64,128)",
+    )
+    p.add_argument(
+        "--saturation-duration", type=float, default=5.0, help="each saturation loop, s (5)"
+    )
+    p.add_argument("--hang-s", type=float, default=30.0, help="how long the hung DSP holds (30)")
+    p.add_argument("--tmax-ms", type=int, default=100, help="the SSP's deadline (default 100)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the 4-DSP baseline runs")
+    p.add_argument("--ssp-arg", action="append", default=[], help="extra `gavel ssp` argument")
+    p.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
+    return p
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        loads = [float(x) for x in args.loads.split(",")]
+        concurrencies = [int(x) for x in args.concurrency.split(",")]
+    except ValueError:
+        print(
+            "deadline_bench: --loads and --concurrency are comma-separated lists", file=sys.stderr
+        )
+        return 2
+    if not all(0 < x <= 1 for x in loads) or args.duration <= 0 or min(concurrencies) < 1:
+        print("deadline_bench: loads in (0, 1], duration > 0, concurrency >= 1", file=sys.stderr)
+        return 2
+    progress = Progress()
+    results: dict[str, Any] = {
+        "command": " ".join(["python -m bench.deadline_bench", *(argv or sys.argv[1:])]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "machine": machine(),
+        "tmax_ms": args.tmax_ms,
+        "options": {"concurrency": concurrencies, "loads": loads, "duration": args.duration},
+        "saturation": {},
+        "runs": [],
+    }
+    signal.signal(signal.SIGTERM, _exit)
+    procs = Processes()
+    extra = ["--tmax-ms", str(args.tmax_ms), *args.ssp_arg]
+    with tempfile.TemporaryDirectory(prefix="gavel-deadline-") as tmp:
+        body = Path(tmp) / "bid_request.json"
+        body.write_bytes(orjson.dumps(sample_request(tmax_ms=args.tmax_ms)))
+        try:
+            progress("starting 4 DSPs, 1 hung DSP, the SSP and the baseline SSP")
+            dsps = normal_dsps(procs)
+            hang = ["--strategy", "constant", "--param", "price=3"]
+            hang += ["--hang-rate", "1", "--hang-s", f"{args.hang_s:g}"]
+            hung = start_dsp(procs, "hung", *hang)
+            ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra)
+            base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra)
+            for key, server in (("baseline", base), ("hung", ssp)):
+                sat = saturation(
+                    server, body, concurrencies=concurrencies, duration=args.saturation_duration
+                )
+                results["saturation"][key] = sat
+                progress(
+                    f"saturation {key}: {sat['run_rps']:,.0f} auctions/s run "
+                    f"at {sat['concurrency']} connections; tries (connections, run/s, shed, "
+                    "drain s): "
+                    f"{sat['tries']}"
+                )
+            sat_rps = results["saturation"]["hung"]["run_rps"]
+            for share in loads:
+                rate = share * sat_rps
+                for label, server in (("hung", ssp), ("baseline", base)):
+                    if label == "baseline" and args.no_baseline:
+                        continue
+                    run = open_loop_run(
+                        server,
+                        body,
+                        rate,
+                        duration=args.duration,
+                        warmup=args.warmup,
+                        watch={"dsps": [d.pid for d in dsps], "hung": [hung.pid]},
+                    )
+                    run["label"] = (
+                        f"{'4 DSPs + hung' if label == 'hung' else 'baseline 4 DSPs'} {share:.0%}"
+                    )
+                    run["world"] = label
+                    run["share"] = share
+                    if label == "hung":
+                        run["misses"] = verdict(run, args.tmax_ms)
+                    results["runs"].append(run)
+                    progress(
+                        f"{run['label']}: {rate:,.0f}/s, server p99 {_f(run['server_p99_ms'])} ms, "
+                        f"p100 {_f(run['server_p100_ms'])} ms"
+                    )
+                    wait_drained(server)
+        except (ServerFailed, RuntimeError) as exc:
+            print(f"deadline_bench: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            procs.stop_all()
+    results["machine"]["loadavg_at_end"] = machine()["loadavg_at_start"]
+    print(render(results))
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    missed = any(run.get("misses") for run in results["runs"])
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Benchmarks 3 and 4 and the load generator's open loop: their pure verdicts, and the open loop
+against a real server (bench.baseline_proxy's bare intake) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from bench.deadline_bench import verdict
+from bench.procs import Processes
+from bench.soak_bench import analyse, rss_kb
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def loadgen(url: str, *args: str) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.loadgen", url, "--body", '{"id": "r1"}', *args]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=60, check=True)
+    return dict(orjson.loads(run.stdout))
+
+
+@pytest.mark.slow
+def test_open_and_closed_loop_against_a_real_server() -> None:
+    procs = Processes()
+    try:
+        intake = procs.start("bare intake", "bench.baseline_proxy")
+        url = intake.url("/openrtb2/auction")
+        opened = loadgen(url, "--rate", "200", "--duration", "1", "--warmup", "0.2")
+        assert opened["mode"] == "open"
+        assert opened["scheduled"] == 200  # on schedule, whatever the answers
+        assert opened["ok"] + opened["dropped"] + opened["errors"] == 200
+        assert opened["errors"] == 0 and opened["dropped"] == 0
+        assert 0 < opened["p50_ms"] <= opened["p99_ms"] <= opened["max_ms"]
+        assert opened["sent_max_ms"] <= opened["max_ms"] + 1e-3
+        closed = loadgen(url, "--concurrency", "2", "--duration", "0.5", "--warmup", "0")
+        assert "mode" not in closed and closed["ok"] > 0 and closed["max_ms"] >= closed["p99_ms"]
+    finally:
+        procs.stop_all()
+
+
+def test_open_loop_needs_a_positive_rate() -> None:
+    cmd = [sys.executable, "-m", "bench.loadgen", "http://127.0.0.1:9/", "--body", "{}"]
+    run = subprocess.run([*cmd, "--rate", "0"], cwd=ROOT, capture_output=True, timeout=30)
+    assert run.returncode == 2
+
+
+def run(p100: float | None, p99: float | None) -> dict[str, Any]:
+    return {"server_p100_ms": p100, "server_p99_ms": p99}
+
+
+def test_deadline_targets() -> None:
+    assert verdict(run(104.9, 99.0), 100) == []
+    assert verdict(run(105.1, 99.0), 100) == ["p100 105.10 ms > tmax + 5 = 105 ms"]
+    assert verdict(run(104.0, 100.5), 100) == ["p99 100.50 ms > tmax = 100 ms"]
+    assert verdict(run(None, None), 100) == ["no /stats window inside the run (too few auctions)"]
+
+
+def sample(t: float, rss_mb: float, queue: int = 0, late: int = 0) -> dict[str, Any]:
+    return {
+        "t": t,
+        "rss_kb": int(rss_mb * 1024),
+        "notice_queue": queue,
+        "late_calls_draining": late,
+        "notices_sent": t * 10,
+        "notices_dropped": 0,
+    }
+
+
+def test_soak_memory_growth_is_measured_after_warm_up() -> None:
+    flat = [sample(t, 50 if t < 30 else 80 + (t % 3) * 0.1) for t in range(0, 300, 5)]
+    a = analyse(flat, warmup_s=30)
+    assert a["rss_after_warmup_mb"] == pytest.approx(80.1, abs=0.2)
+    assert abs(a["rss_growth"]) < 0.01 and a["memory_ok"]
+    growing = [sample(t, 80 + t * 0.1) for t in range(0, 300, 5)]
+    a = analyse(growing, warmup_s=30)
+    assert a["rss_growth"] > 0.10 and not a["memory_ok"]
+
+
+def test_soak_queues_bounded_or_not() -> None:
+    steady = [sample(t, 80, queue=t % 20, late=5) for t in range(0, 300, 5)]
+    steady[40]["late_calls_draining"] = 400  # one stall of a shared machine is not a trend
+    a = analyse(steady, warmup_s=30)
+    assert a["queues_ok"] and a["notice_queue"]["max"] < 20
+    climbing = [sample(t, 80, queue=t * 30) for t in range(0, 300, 5)]
+    a = analyse(climbing, warmup_s=30)
+    assert not a["notice_queue"]["bounded"] and not a["queues_ok"]
+    full = [sample(t, 80, queue=10_000 if t > 200 else 10) for t in range(0, 300, 5)]
+    assert not analyse(full, warmup_s=30)["notice_queue"]["bounded"]  # at its cap: dropping
+    assert "error" in analyse(steady[:3], warmup_s=30)
+
+
+def test_soak_tells_a_filling_structure_from_a_leak() -> None:
+    filling = [sample(t, min(80 + t * 0.2, 110)) for t in range(0, 600, 5)]
+    a = analyse(filling, warmup_s=60)
+    assert not a["memory_ok"] and a["rss_growth_second_half"] == 0
+
+
+def test_rss_of_this_process_is_readable() -> None:
+    import os
+
+    kb = rss_kb(os.getpid())
+    assert kb is not None and kb > 1000
+    assert rss_kb(2**22 + 12345) is None
