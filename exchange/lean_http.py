@@ -31,8 +31,11 @@ class _Connection(asyncio.Protocol):
     def __init__(self, owner: LeanHttpBidder) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        # Resolved with (status, body), or with the reason a call failed (a string, not an exception:
+        # an exception's traceback would hold the caller's frame, which holds this future: a cycle
+        # per failed call, for the garbage collector to find while the event loop waits).
+        self.waiter: asyncio.Future[tuple[int, bytes] | str] | None = None
         self.body = bytearray()
         self.limit = 0
         self.closed = False
@@ -43,6 +46,8 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.parser is None:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -54,7 +59,12 @@ class _Connection(asyncio.Protocol):
             self.owner.open_connections -= 1
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(BidderError("connection closed by the bidder"))
+            waiter.set_result("connection closed by the bidder")
+        # Break the protocol's links (the parser holds our bound callbacks, the transport holds us)
+        # so that a closed connection is freed at once, without a garbage collection.
+        self.transport = None
+        self.parser = None
+        self.waiter = None
 
     # -- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -77,12 +87,14 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         waiter = self.waiter
-        self.reusable = self.parser.should_keep_alive()
+        parser = self.parser
+        assert parser is not None
+        self.reusable = parser.should_keep_alive()
         if waiter is not None and not waiter.done():
-            waiter.set_result((self.parser.get_status_code(), bytes(self.body)))
+            waiter.set_result((parser.get_status_code(), bytes(self.body)))
 
     # -- use ---------------------------------------------------------------------------------
-    def send(self, data: bytes, limit: int) -> asyncio.Future[tuple[int, bytes]]:
+    def send(self, data: bytes, limit: int) -> asyncio.Future[tuple[int, bytes] | str]:
         assert self.transport is not None
         self.limit = limit
         self.reusable = False
@@ -93,7 +105,7 @@ class _Connection(asyncio.Protocol):
     def _fail(self, reason: str) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(BidderError(reason))
+            waiter.set_result(reason)
         self.close()
 
     def close(self) -> None:
@@ -147,15 +159,17 @@ class LeanHttpBidder:
         )
         timer = loop.call_later(self.hard_timeout_s, _expire, waiter, conn)
         try:
-            status, body = await waiter
+            answer = await waiter
         except asyncio.CancelledError:
             conn.close()  # an answer may still be on its way: the connection cannot be reused
             raise
-        except BidderError:
-            conn.close()
-            raise
         finally:
             timer.cancel()
+            conn.waiter = None
+        if isinstance(answer, str):
+            conn.close()
+            raise BidderError(answer)
+        status, body = answer
         if conn.reusable and not conn.closed:
             self._idle.append(conn)
         else:
@@ -194,8 +208,8 @@ class LeanHttpBidder:
         await asyncio.sleep(0)
 
 
-def _expire(waiter: asyncio.Future[tuple[int, bytes]], conn: _Connection) -> None:
+def _expire(waiter: asyncio.Future[tuple[int, bytes] | str], conn: _Connection) -> None:
     if not waiter.done():
-        waiter.set_exception(BidderError("no complete answer within the hard timeout"))
+        waiter.set_result("no complete answer within the hard timeout")
     with contextlib.suppress(Exception):
         conn.close()

@@ -19,7 +19,7 @@ from exchange.metric_types import Collector, Metric
 # Auction and bidder latency buckets, from 100 us up to past the deadline.
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05,
-    0.075, 0.09, 0.1, 0.11, 0.125, 0.15, 0.25, 0.5, 1.0,
+    0.075, 0.09, 0.1, 0.105, 0.11, 0.125, 0.15, 0.25, 0.5, 1.0,
 )  # fmt: skip
 PRICE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 50)
 OUTCOMES = ("bid", "nobid", "timeout", "error", "invalid")

@@ -35,7 +35,7 @@ def slim(bid: Bid) -> Bid:
 class WinBook:
     """Wins by beacon token. The oldest go first when full or older than ``ttl_s``."""
 
-    def __init__(self, *, capacity: int = 100_000, ttl_s: float = 900.0) -> None:
+    def __init__(self, *, capacity: int = 100_000, ttl_s: float = 300.0) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
         self._wins: OrderedDict[str, Win] = OrderedDict()

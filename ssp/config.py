@@ -16,6 +16,10 @@ class SspSettings:
     #: New auctions are answered 204 at once (overload) while the event loop runs this late (ms,
     #: smoothed); 0 turns the check off. See ssp/admission.py.
     max_loop_lag_ms: float = 20.0
+    #: Won imps wait this long for their impression, click and conversion beacons (seconds), at
+    #: most ``max_wins`` of them; later beacons are ignored. Their memory is bounded by both.
+    win_ttl_s: float = 300.0
+    max_wins: int = 100_000
     #: Base URL of this SSP as clients reach it (for beacon URLs); empty = from the request's Host.
     public_url: str = ""
     notice_queue: int = 10_000
@@ -43,6 +47,8 @@ class SspSettings:
             raise ValueError("ssp.max_request_bytes must be >= 1024")
         if self.max_inflight < 1:
             raise ValueError("ssp.max_inflight must be >= 1")
+        if self.win_ttl_s <= 0 or self.max_wins < 1:
+            raise ValueError("ssp.win_ttl_s must be > 0 and ssp.max_wins >= 1")
         if self.max_loop_lag_ms < 0:
             raise ValueError("ssp.max_loop_lag_ms must be >= 0 (0 = off)")
         if self.event_log_max_bytes < 0 or self.event_log_backups < 0:

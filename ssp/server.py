@@ -41,6 +41,7 @@ from exchange.openrtb import BidRequest, parse_bid_request
 from exchange.response import bid_response, winning_bids
 from exchange.settings import ExchangeSettings
 from exchange.transport import InProcessBidder, Transport
+from exchange.winbook import WinBook
 from ssp import dashboard
 from ssp.admission import LagMonitor
 from ssp.adrequest import parse_ad_request, to_openrtb
@@ -127,7 +128,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     lean = [t for t in transports if isinstance(t, LeanHttpBidder)]
     transports += [InProcessBidder(name=n, bidder=b) for n, b in state.inprocess.items()]
     state.exchange = Exchange(
-        settings=s, transports=transports, metrics=state.metrics, notices=notices
+        settings=s,
+        transports=transports,
+        metrics=state.metrics,
+        notices=notices,
+        winbook=WinBook(capacity=state.ssp.max_wins, ttl_s=state.ssp.win_ttl_s),
     )
     app[dashboard.OBSERVERS].start(state.exchange, state.metrics)  # event log and live view
     if state.ssp.gc_freeze:

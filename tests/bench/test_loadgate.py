@@ -108,15 +108,17 @@ def test_max_is_the_highest_non_empty_bucket() -> None:
     snap = parse_metrics(ssp_metrics([0.004, 0.098, 0.107], {}))
     top = histogram_max(snap.buckets)
     assert top is not None
-    assert (top.lo, top.hi) == (0.1, 0.11)
+    assert (top.lo, top.hi) == (0.105, 0.11)
 
 
 def test_count_above_counts_only_what_is_proven_late() -> None:
     snap = parse_metrics(ssp_metrics([0.05, 0.12, 0.14, 0.2], {}))
     # 150 ms is a bucket bound: 0.2 is proven above it, 0.12 and 0.14 are not
     assert count_above(snap.buckets, 0.150) == (1.0, 0.15)
-    # 105 ms is not a bound: the first bound at or past it is 110 ms
-    assert count_above(snap.buckets, 0.105) == (3.0, 0.11)
+    # 107 ms is not a bound: the first bound at or past it is 110 ms
+    assert count_above(snap.buckets, 0.107) == (3.0, 0.11)
+    # 105 ms (tmax + 5 ms) is a bound: 0.12, 0.14 and 0.2 are proven above it
+    assert count_above(snap.buckets, 0.105) == (3.0, 0.105)
     # past the last finite bound nothing can be proven
     assert count_above(snap.buckets, 5.0) == (0.0, math.inf)
 
@@ -276,7 +278,7 @@ def test_the_report_puts_both_sides_and_the_verdict_together() -> None:
     text = render_gate(GOOD, {4: 1, 60: 1, 97: 1, 107: 1}, server, Thresholds(p99_ms=50), miss,
                        elapsed=2.0, invalid=3)  # fmt: skip
     assert "requests 1000 (500.0/s), failed 0" in text and "invalid OpenRTB requests 3" in text
-    assert "ms in (100-110] ms" in text  # the server's p99 and its bucket
+    assert "ms in (105-110] ms" in text  # the server's p99 and its bucket
     assert "slow 25.0%" in text and "shed for overload (204 at once) 3" in text
     assert text.splitlines()[-2:] == [
         "FAILED: 1 threshold(s) missed",
