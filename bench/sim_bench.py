@@ -4,8 +4,11 @@
     ortb1), oracle pCTRs, world traffic generated and auctioned with numpy; target >= 100,000/s.
 (b) object path: 5 arbitrary Python ``Bidder`` objects (the registry's ``constant`` and ``random``
     bidders), each request a real OpenRTB BidRequest, answers validated, ``run_auction``,
-    feedback, rendering; target >= 20,000/s. Baseline in the same run: the same 5 bidders'
-    ``bid()`` called directly on the same parsed requests, highest price kept (no exchange).
+    feedback, rendering; target >= 20,000/s. Baselines in the same run: the same 5 bidders'
+    ``bid()`` called directly on the same requests, highest price kept (no exchange), the
+    requests built (1) through the ``/ad`` JSON path (``parse_ad_request`` + ``to_openrtb`` +
+    ``parse_bid_request``, what (b) did before) and (2) directly from the traffic arrays
+    (``gavel.sim.requests``, what (b) does now).
 
     .venv/bin/python -m bench.sim_bench [--days 1] [--users 20000]
 """
@@ -65,6 +68,7 @@ def main() -> None:
     rate_b, n_b = _rate(obj)
     print(f"(b) object path, 5 Bidder objects:    {rate_b:>10,.0f} auctions/s ({n_b:,} auctions)")
     # baseline: the same bidders called directly on parsed requests
+    from gavel.sim.requests import RequestBuilder, SimTraffic
     from gavel.sim.runner import scenario
     from gavel.traffic import build_sim_world
     from ssp.world.clock import SimClock
@@ -94,6 +98,25 @@ def main() -> None:
     print(
         f"    baseline: parse + 5 bid() calls:   {base:>10,.0f} requests/s (no validation, auction, feedback)"
     )
+    gen = SimTraffic(
+        world=sim, qps=5.0, clock=SimClock(start_ts=world.traffic.start_ts, speed=1.0), seed=1
+    )
+    batch = gen.next_batch(obj.days * 86_400)
+    cat = sim.catalog
+    builder = RequestBuilder(sites=list(cat.sites), slots=list(cat.slots),
+                             slot_site=cat.slot_site.tolist(), currency="USD", tmax_ms=95, at=2,
+                             floor_scale=1.0)  # fmt: skip
+    bidders = [make_bidder(d.bidder, {**d.params, "seed": 1}) for d in objs]
+    t0 = time.perf_counter()
+    for k, (view, slot) in enumerate(zip(batch.bodies, batch.slot.tolist(), strict=True)):
+        req = builder.build(f"r{k}", view, slot)
+        best = 0.0
+        for b in bidders:
+            resp = b.bid(req)
+            if resp:
+                best = max(best, max(x["price"] for sb in resp["seatbid"] for x in sb["bid"]))
+    base = len(batch) / (time.perf_counter() - t0)
+    print(f"    baseline: build + 5 bid() calls:   {base:>10,.0f} requests/s (the same, requests built directly)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -31,10 +31,11 @@ from dsp.pixel import PixelEvent
 from exchange import feedback, loss
 from exchange.auction import group_by_imp, run_auction
 from exchange.bids import Bid, parse_bid_response
-from exchange.openrtb import MICROS, parse_bid_request
+from exchange.openrtb import MICROS, BidRequest, parse_bid_request
 from exchange.settings import ExchangeSettings
 from gavel.sim.latency import ERROR, INVALID, OK, TIMEOUT, LatencyModel, bidder_budget_s
 from gavel.sim.metrics import BIN_CPM, N_BINS, DspTally, MarketTally
+from gavel.sim.requests import PageView, RequestBuilder
 from ssp.adrequest import parse_ad_request, to_openrtb
 from ssp.world import taxonomy
 from ssp.world.render import Conversion, Renderer
@@ -85,43 +86,74 @@ class Market:
         self._seq = 0
         for d in self.dsps:
             d.listens = feedback.listens(d.bidder)
+        cat = world.catalog
+        self.tmax_ms = round(self.budget_s * 1000)
+        self.builder = RequestBuilder(
+            sites=list(cat.sites),
+            slots=list(cat.slots),
+            slot_site=cat.slot_site.tolist(),
+            currency=settings.currency,
+            tmax_ms=self.tmax_ms,
+            at=at,
+            floor_scale=floor_scale,
+        )
+        # the DSPs that have a loss hook: no loss event is built for the others
+        self._loss_listeners = {d.name for d in self.dsps if feedback.LOSS in d.listens}
 
     # -- the loop ----------------------------------------------------------------------------------
 
     def run_batch(self, batch: Batch) -> None:
         n = len(batch)
-        draws = [d.latency.draw(d.rng, n, self.budget_s) for d in self.dsps]
+        draws = [d.latency.draw(d.rng, n, self.budget_s).tolist() for d in self.dsps]
+        outcomes = list(zip(*draws, strict=True)) if draws else [()] * n
         pixels = batch.pixels
         p = 0
-        dues = batch.due.tolist()
-        ts_all = batch.ts.tolist()
-        users = batch.user.tolist()
-        slots = batch.slot.tolist()
-        for i in range(n):
-            while p < len(pixels) and pixels.due[p] <= dues[i]:
+        n_pixels = len(pixels)
+        pixel_dues = pixels.due.tolist()
+        conversions = self.conversions
+        auction = self._auction
+        for body, outcome, due, ts, user, slot in zip(
+            batch.bodies,
+            outcomes,
+            batch.due.tolist(),
+            batch.ts.tolist(),
+            batch.user.tolist(),
+            batch.slot.tolist(),
+            strict=True,
+        ):
+            while p < n_pixels and pixel_dues[p] <= due:
                 self._pixel(pixels, p)
                 p += 1
-            ts = ts_all[i]
-            self.deliver_conversions(ts)
-            self._auction(batch.bodies[i], [o[i] for o in draws], users[i], slots[i], ts)
-        while p < len(pixels):
+            if conversions and conversions[0][0] <= ts:
+                self.deliver_conversions(ts)
+            auction(body, outcome, user, slot, ts)
+        while p < n_pixels:
             self._pixel(pixels, p)
             p += 1
 
-    def _auction(self, body: bytes, outcomes: list[int], user: int, slot: int, ts: float) -> None:
-        t = self.tally
-        rid = f"a{t.auctions:x}"
+    def _request(self, body: PageView | bytes, rid: str, slot: int) -> BidRequest:
+        """The OpenRTB request of one ad request: built directly from a :class:`SimTraffic`
+        page view, or through the SSP's ``/ad`` parsing for a plain ``/ad`` body."""
+        if type(body) is PageView:
+            return self.builder.build(rid, body, slot)
         raw = to_openrtb(
-            parse_ad_request(body, self.sites),
+            parse_ad_request(body, self.sites),  # type: ignore[arg-type]
             request_id=rid,
-            tmax_ms=round(self.budget_s * 1000),
+            tmax_ms=self.tmax_ms,
             currency=self.settings.currency,
         )
         raw["at"] = self.at
         if self.floor_scale != 1.0:
             for imp in raw["imp"]:
                 imp["bidfloor"] = round(imp["bidfloor"] * self.floor_scale, 6)
-        request = parse_bid_request(raw, currency=self.settings.currency)
+        return parse_bid_request(raw, currency=self.settings.currency)
+
+    def _auction(
+        self, body: PageView | bytes, outcomes: Sequence[int], user: int, slot: int, ts: float
+    ) -> None:
+        t = self.tally
+        rid = f"a{t.auctions:x}"
+        request = self._request(body, rid, slot)
         t.auctions += 1
         bids: list[Bid] = []
         for d, outcome in zip(self.dsps, outcomes, strict=True):
@@ -162,8 +194,12 @@ class Market:
                 rng=self.rng,
                 increment_micros=self.increment,
             )
-            for b, code in res.losers:
-                self._event(b, feedback.LOSS, rid, res.price_micros, code, res.min_to_win_micros)
+            if self._loss_listeners:
+                for b, code in res.losers:
+                    if b.bidder in self._loss_listeners:
+                        self._event(
+                            b, feedback.LOSS, rid, res.price_micros, code, res.min_to_win_micros
+                        )
             w = res.winner
             if w is None:
                 continue

@@ -23,10 +23,10 @@ from gavel.sim.fast import BatchMarket, BatchTraffic, batchable
 from gavel.sim.latency import LatencyModel
 from gavel.sim.market import Market, SimDsp
 from gavel.sim.metrics import DspTally, MarketTally
+from gavel.sim.requests import SimTraffic
 from gavel.traffic import build_sim_world
 from ssp.world.clock import SimClock
 from ssp.world.oracle import Oracle
-from ssp.world.traffic import TrafficGenerator
 
 log = logging.getLogger(__name__)
 WINDOW_S = {"object": 600.0, "batch": 3600.0}
@@ -181,7 +181,7 @@ def run_one(
     market = BatchMarket(**kwargs) if path == "batch" else Market(**kwargs)  # type: ignore[arg-type]
     if on_market is not None:
         on_market(market)
-    gen_cls = BatchTraffic if path == "batch" else TrafficGenerator
+    gen_cls = BatchTraffic if path == "batch" else SimTraffic
     traffic = gen_cls(world=sim, qps=exp.qps, clock=SimClock(start_ts=start, speed=1.0), seed=seed,
                       diurnal=world.traffic.diurnal)  # fmt: skip
     duration = exp.days * 86_400.0
