@@ -138,6 +138,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if state.ssp.gc_freeze:
         gc.collect()
         gc.freeze()
+    if state.ssp.gc_threshold:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(state.ssp.gc_threshold, gen1, gen2)
     state.lag.start()
     try:
         yield

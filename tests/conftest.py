@@ -307,6 +307,8 @@ async def start_ssp(
             # Pauses are normal on a shared test machine; shedding is tested on its own
             # (tests/ssp/test_admission.py sets the limit explicitly).
             ssp = dataclasses.replace(ssp, max_loop_lag_ms=0)
+        if ssp.gc_threshold == SspSettings().gc_threshold:
+            ssp = dataclasses.replace(ssp, gc_threshold=0)  # the test process's GC is not the SSP's
         app = make_ssp_app(
             settings=dataclasses.replace(
                 settings or ExchangeSettings(seed=1), transport=http_transport

@@ -51,3 +51,19 @@ async def test_zero_turns_the_lag_check_off(start_dsp: StartDsp, start_ssp: Star
     client.app[STATE].lag.lag = 1.0
     resp = await client.post("/openrtb2/auction", json=bid_request())
     assert resp.status == 200
+
+
+async def test_the_gc_threshold_is_set_at_start_up(
+    start_dsp: StartDsp, start_ssp: StartSsp
+) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        await start_ssp(
+            dsps=[await start_dsp("a", price=2.0)],
+            ssp=SspSettings(gc_freeze=False, gc_threshold=12_345),
+        )
+        assert gc.get_threshold()[0] == 12_345
+    finally:
+        gc.set_threshold(*before)
