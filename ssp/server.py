@@ -307,23 +307,23 @@ async def handle_ad(request: web.Request) -> web.Response:
 
 
 async def handle_impression(request: web.Request) -> web.Response:
-    exchange = request.app[STATE].exchange
-    assert exchange is not None
-    token = request.query.get("t")
-    if not token:
-        return _error(RequestError("t (the beacon token) is required", field="t"))
-    win = exchange.impression(token)
-    return web.Response(status=204, headers={"x-gavel-billed": "1" if win else "0"})
+    """Bills the win once (``x-gavel-billed: 1``); unknown, expired or repeated tokens change nothing."""
+    return _beacon(request, "impression", "x-gavel-billed")
 
 
 async def handle_click(request: web.Request) -> web.Response:
+    """Counts a click on a known win (``x-gavel-counted: 1``)."""
+    return _beacon(request, "click", "x-gavel-counted")
+
+
+def _beacon(request: web.Request, kind: str, header: str) -> web.Response:
     exchange = request.app[STATE].exchange
     assert exchange is not None
     token = request.query.get("t")
     if not token:
         return _error(RequestError("t (the beacon token) is required", field="t"))
-    win = exchange.click(token)
-    return web.Response(status=204, headers={"x-gavel-counted": "1" if win else "0"})
+    win = exchange.impression(token) if kind == "impression" else exchange.click(token)
+    return web.Response(status=204, headers={header: "1" if win else "0"})
 
 
 async def handle_stats(request: web.Request) -> web.Response:
