@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 a check or SLO failed, 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import math
 import os
@@ -334,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The subcommands served by another module: (module, function taking the parsed arguments).
+HANDLERS: dict[str, tuple[str, str]] = {
+    "replay": ("gavel.sim.command", "replay_command"),
+    "report": ("gavel.report", "report_command"),
+    "run": ("gavel.run", "run_world"),
+    "simulate": ("gavel.sim.command", "simulate_command"),
+    "traffic": ("gavel.traffic", "traffic_command"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -348,25 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dsp(args)
         if args.command == "bench":
             return _bench(rest)
-        if args.command == "report":
-            from gavel.report import report_command
-
-            return report_command(args)
-        if args.command == "simulate":
-            from gavel.sim.command import simulate_command
-
-            return simulate_command(args)
-        if args.command == "replay":
-            from gavel.sim.command import replay_command
-
-            return replay_command(args)
-        if args.command == "traffic":
-            from gavel.traffic import traffic_command
-
-            return traffic_command(args)
-        from gavel.run import run_world
-
-        return run_world(args)
+        module, name = HANDLERS[args.command]  # imported only when used: `gavel --help` stays fast
+        handler: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), name
+        )
+        return handler(args)
     except (ConfigError, ValueError) as exc:
         print(f"gavel {args.command}: {exc}", file=sys.stderr)
         return 2
