@@ -35,7 +35,6 @@ from ssp.config import Site, Slot
 from ssp.world import taxonomy
 from ssp.world.traffic import TrafficGenerator
 
-_KM_PER_DEGREE = 111.2  # as ssp.world.traffic
 _NO_STRINGS: frozenset[str] = frozenset()
 
 
@@ -54,7 +53,7 @@ class PageView:
 
 class SimTraffic(TrafficGenerator):
     """The world's traffic, one :class:`PageView` per ad request in ``Batch.bodies`` instead of
-    a JSON body: the same random draws as :meth:`TrafficGenerator._bodies`, in the same order."""
+    a JSON body: the same page views (:meth:`TrafficGenerator._page_fields`), encoded otherwise."""
 
     def _bodies(
         self,
@@ -64,34 +63,11 @@ class SimTraffic(TrafficGenerator):
         page: np.ndarray,
         slots: np.ndarray,
     ) -> list[Any]:
-        pop, cat, rng = self.world.population, self.world.catalog, self.rng
-        n = sites.size
-        city = pop.city[users]
-        jitter = self.world.users.geo_jitter_km / _KM_PER_DEGREE
-        lat = self._lat[city] + rng.normal(0, jitter, n)
-        lon = self._lon[city] + rng.normal(0, jitter, n) / np.cos(np.radians(self._lat[city]))
-        pattern = (rng.random(n) * cat.n_pages[sites]).astype(np.int64)
-        article = rng.integers(10_000, 1_000_000, n)
-        ids, pages = taxonomy.IDS, cat.pages
+        ids, lang = taxonomy.IDS, self._lang
         devices = [tuple(d.items()) for d in self._devices]
         city_geo = [tuple(g.items()) for g in self._city_geo]
-        lang = self._lang
         views: list[PageView] = []
-        for s, u, c, d, t, la, lo, pat, art, segs in zip(
-            sites.tolist(),
-            users.tolist(),
-            city.tolist(),
-            pop.device[users].tolist(),
-            np.round(ts, 3).tolist(),
-            np.round(lat, 4).tolist(),
-            np.round(np.clip(lon, -180, 180), 4).tolist(),
-            pattern.tolist(),
-            article.tolist(),
-            pop.seg_cat[users].tolist(),
-            strict=True,
-        ):
-            template = pages[s][pat]
-            url = template.format(id=art, date=self._date(t)) if "{" in template else template
+        for s, u, c, d, t, la, lo, url, segs in self._page_fields(sites, users, ts):
             ip = f"10.{u >> 16 & 255}.{u >> 8 & 255}.{u & 255}"
             views.append(
                 PageView(

@@ -193,15 +193,12 @@ class TrafficGenerator:
             todo = todo[~ok]
         return users
 
-    def _bodies(
-        self,
-        sites: np.ndarray,
-        users: np.ndarray,
-        ts: np.ndarray,
-        page: np.ndarray,
-        slots: np.ndarray,
-    ) -> list[bytes]:
-        """One JSON body per ad request; the fields of a page view are serialised once."""
+    def _page_fields(
+        self, sites: np.ndarray, users: np.ndarray, ts: np.ndarray
+    ) -> list[tuple[int, int, int, int, float, float, float, str, list[int]]]:
+        """The drawn fields of each page view: site, user, city, device, ts, lat, lon, page URL and
+        the user's segment categories. One sequence of random draws, whatever the views become
+        (``/ad`` bodies here, OpenRTB requests in the simulator)."""
         pop, cat, rng = self.world.population, self.world.catalog, self.rng
         n = sites.size
         city = pop.city[users]
@@ -210,10 +207,8 @@ class TrafficGenerator:
         lon = self._lon[city] + rng.normal(0, jitter, n) / np.cos(np.radians(self._lat[city]))
         pattern = (rng.random(n) * cat.n_pages[sites]).astype(np.int64)
         article = rng.integers(10_000, 1_000_000, n)
-        ids, pages, site_ids = taxonomy.IDS, cat.pages, self._site_ids
-        devices, city_geo, lang = self._devices, self._city_geo, self._lang
-        dumps = orjson.dumps
-        common: list[bytes] = []
+        pages = cat.pages
+        out = []
         for s, u, c, d, t, la, lo, pat, art, segs in zip(
             sites.tolist(),
             users.tolist(),
@@ -229,6 +224,23 @@ class TrafficGenerator:
         ):
             template = pages[s][pat]
             url = template.format(id=art, date=self._date(t)) if "{" in template else template
+            out.append((s, u, c, d, t, la, lo, url, segs))
+        return out
+
+    def _bodies(
+        self,
+        sites: np.ndarray,
+        users: np.ndarray,
+        ts: np.ndarray,
+        page: np.ndarray,
+        slots: np.ndarray,
+    ) -> list[bytes]:
+        """One JSON body per ad request; the fields of a page view are serialised once."""
+        ids, site_ids = taxonomy.IDS, self._site_ids
+        devices, city_geo, lang = self._devices, self._city_geo, self._lang
+        dumps = orjson.dumps
+        common: list[bytes] = []
+        for s, u, c, d, t, la, lo, url, segs in self._page_fields(sites, users, ts):
             device = devices[d].copy()
             device["ip"] = f"10.{u >> 16 & 255}.{u >> 8 & 255}.{u & 255}"
             device["lang"] = lang[c]
