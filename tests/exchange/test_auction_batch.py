@@ -14,6 +14,7 @@ from exchange.auction import run_auction
 from exchange.auction_batch import second_price_batch
 from exchange.bids import Bid
 from exchange.openrtb import Imp, parse_bid_request
+from tests.exchange.test_auction import make_bid as bid
 
 M = 1_000_000
 INC = 10_000
@@ -27,27 +28,9 @@ def make_imp(floor_micros: int) -> Imp:
 
 
 def make_bid(column: int, price_micros: int) -> Bid:
-    return Bid(
-        bidder=f"dsp{column}",
-        seat=f"dsp{column}",
-        id=str(column),
-        impid="1",
-        price_micros=price_micros,
-        adm="<ad/>",
-        nurl=None,
-        burl=None,
-        lurl=None,
-        adid=None,
-        crid=None,
-        dealid=None,
-        adomain=(),
-        cat=(),
-        w=None,
-        h=None,
-        bidid=None,
-        currency="USD",
-        raw={},
-    )
+    """Column ``column``'s bid: its own bidder and seat, so ties are between different buyers."""
+    name = f"dsp{column}"
+    return bid(price_micros, str(column), seat=name, bidder=name)
 
 
 def reference(
