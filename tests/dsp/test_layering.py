@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.layering import assert_load_without_io, offenders
 
 DSP = Path(__file__).resolve().parents[2] / "dsp"
 PURE = [
@@ -39,28 +38,9 @@ PURE = [
 ]
 
 
-def imported_roots(path: Path) -> set[str]:
-    roots: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            roots.add(node.module.split(".")[0])
-    return roots
-
-
 def test_dsp_never_imports_ssp_or_gavel() -> None:
-    for path in DSP.rglob("*.py"):
-        assert not imported_roots(path) & {"ssp", "gavel"}, path
+    assert offenders("dsp", {"ssp", "gavel"}) == []
 
 
 def test_pure_modules_load_without_asyncio_or_aiohttp() -> None:
-    code = (
-        f"import sys; import {', '.join(PURE)}; "
-        "bad = sorted({'asyncio', 'aiohttp'} & set(sys.modules)); "
-        "sys.exit(', '.join(bad) or None)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+    assert_load_without_io(PURE)
