@@ -42,7 +42,16 @@ import orjson
 
 from bench.loadgate import ServerSnapshot, count_above, histogram_max, histogram_quantile
 from bench.loadgate import parse_metrics as parse_snapshot
-from bench.procs import ROOT, Processes, Server, ServerFailed, cpu_seconds, get, get_json
+from bench.procs import (
+    ROOT,
+    Processes,
+    Server,
+    ServerFailed,
+    cpu_seconds,
+    get,
+    get_json,
+    niced,
+)
 from bench.report import machine
 from bench.request import sample_request
 
@@ -64,10 +73,10 @@ class Progress:
 DSP_PREFIX = "DSP "
 
 
-def start_dsp(procs: Processes, name: str, *args: str) -> Server:
+def start_dsp(procs: Processes, name: str, *args: str, nice: int = 0) -> Server:
     """``gavel dsp --name NAME ARGS`` on a free port (its Server is named "DSP NAME")."""
     base = ["dsp", "--host", "127.0.0.1", "--name", name, "--seed", "1"]
-    return procs.start(f"{DSP_PREFIX}{name}", "gavel", *base, *args)
+    return procs.start(f"{DSP_PREFIX}{name}", "gavel", *base, *args, nice=nice)
 
 
 def start_ssp(procs: Processes, name: str, dsps: Sequence[Server], *extra: str) -> Server:
@@ -78,9 +87,11 @@ def start_ssp(procs: Processes, name: str, dsps: Sequence[Server], *extra: str) 
     return procs.start(name, "gavel", "ssp", "--host", "127.0.0.1", "--seed", "1", *flags, *extra)
 
 
-def normal_dsps(procs: Processes, prices: Sequence[float] = NORMAL_PRICES) -> list[Server]:
+def normal_dsps(
+    procs: Processes, prices: Sequence[float] = NORMAL_PRICES, *, nice: int = 0
+) -> list[Server]:
     return [
-        start_dsp(procs, f"d{i}", "--strategy", "constant", "--param", f"price={p}")
+        start_dsp(procs, f"d{i}", "--strategy", "constant", "--param", f"price={p}", nice=nice)
         for i, p in enumerate(prices)
     ]
 
@@ -88,10 +99,16 @@ def normal_dsps(procs: Processes, prices: Sequence[float] = NORMAL_PRICES) -> li
 # -- load ------------------------------------------------------------------------------------------
 
 
-def loadgen(url: str, body: Path, *args: str, timeout: float) -> dict[str, Any]:
-    """One bench.loadgen run (its own process, killed if we fail); its JSON figures."""
+def loadgen(url: str, body: Path, *args: str, timeout: float, nice: int = 0) -> dict[str, Any]:
+    """One bench.loadgen run (its own process at ``nice``, killed if we fail); its JSON figures."""
     cmd = [sys.executable, "-m", "bench.loadgen", url, "--body-file", str(body), *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=niced(nice),
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
@@ -104,7 +121,7 @@ def loadgen(url: str, body: Path, *args: str, timeout: float) -> dict[str, Any]:
 
 
 def saturation(
-    ssp: Server, body: Path, *, concurrencies: Sequence[int], duration: float
+    ssp: Server, body: Path, *, concurrencies: Sequence[int], duration: float, nice: int = 0
 ) -> dict[str, Any]:
     """The most auctions/s the SSP runs, over closed loops of each of ``concurrencies``.
 
@@ -121,7 +138,9 @@ def saturation(
     for c in concurrencies:
         before = get_json(ssp.url("/stats"))
         args = ["--concurrency", str(c), "--duration", str(duration), "--warmup", "0"]
-        result = loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=duration + 40)
+        result = loadgen(
+            ssp.url("/openrtb2/auction"), body, *args, timeout=duration + 40, nice=nice
+        )
         after = get_json(ssp.url("/stats"))
         drain = wait_drained(ssp)
         result["drain_s"] = drain
@@ -194,6 +213,7 @@ def open_loop_run(
     duration: float,
     warmup: float,
     watch: Mapping[str, Sequence[int]] | None = None,
+    nice: int = 0,
 ) -> dict[str, Any]:
     """An open-loop run at ``rate`` with the server-side figures beside the client's, and the CPU
     share of a core used by each group of processes in ``watch`` (name -> PIDs) during it."""
@@ -204,7 +224,9 @@ def open_loop_run(
     cpu0, t0 = {k: _cpu(v) for k, v in watch.items()}, time.monotonic()
     args = ["--rate", f"{rate:.1f}", "--duration", f"{seconds:.1f}", "--warmup", f"{warmup:g}"]
     with StatsPoller(ssp.url("/stats"), before["auctions"]) as poller:
-        client = loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=seconds + warmup + 40)
+        client = loadgen(
+            ssp.url("/openrtb2/auction"), body, *args, timeout=seconds + warmup + 40, nice=nice
+        )
         poller.poll()  # the end of the run, before anything else reaches the SSP
     wall = time.monotonic() - t0
     after = get_json(ssp.url("/stats"))
@@ -254,8 +276,18 @@ def summarise(
         "hist_p99": None if p99 is None else [p99.value * 1000, p99.lo * 1000, p99.hi * 1000],
         "hist_max_bucket_ms": None if top is None else [top.lo * 1000, top.hi * 1000],
         "hist_over_110ms": over_110,
+        "hung_dsp": _delta(before, after, "hung"),
+        "gc": after.get("gc"),
         "client": client,
     }
+
+
+def _delta(before: dict[str, Any], after: dict[str, Any], bidder: str) -> dict[str, int] | None:
+    """One bidder's calls, timeouts and errors over a run (None if the SSP has no such bidder)."""
+    if bidder not in after["bidders"]:
+        return None
+    b0, b1 = before["bidders"].get(bidder, {}), after["bidders"][bidder]
+    return {k: b1[k] - b0.get(k, 0) for k in ("requests", "timeouts", "errors")}
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -281,6 +313,8 @@ def render(results: dict[str, Any]) -> str:
         f"Deadline adherence (benchmark 3), {results['date']}",
         f"machine: {m['cpu_model']}, {m['nproc']} CPUs, {m['python']}, load average at start "
         f"{m['loadavg_at_start']}, at end {m.get('loadavg_at_end', '-')}",
+        f"the DSPs and the load generator run at nice {results['options']['others_nice']}, "
+        "the SSPs at the machine's default",
         f"saturation (best closed loop of {results['options']['concurrency']} connections, "
         f"auctions run/s): 4 DSPs + 1 hung {sat_h['run_rps']:,.0f}, baseline 4 DSPs "
         f"{sat_b['run_rps']:,.0f} (ratio {sat_h['run_rps'] / max(sat_b['run_rps'], 1e-9):.2f}); "
@@ -306,6 +340,13 @@ def render(results: dict[str, Any]) -> str:
             f"{hist:>22}{top:>12}{c['p99_ms']:>9.2f}{c['max_ms']:>9.2f}{c['sent_max_ms']:>9.2f}"
             f"  {target}"
         )
+    lines += [
+        "",
+        "The hung DSP's calls (waited for until the cutoff / refused at once, its pool full)",
+    ]
+    lines += ["and the SSP's garbage collector (/stats gc, since start):"]
+    for run in results["runs"]:
+        lines.append(f"  {run['label']:<24}{_hung(run.get('hung_dsp'))}  {_gc(run.get('gc'))}")
     lines += ["", "CPU, share of one core during each run (2 cores in all):"]
     for run in results["runs"]:
         shares = "  ".join(f"{k} {v:.2f}" for k, v in run.get("cpu_share", {}).items())
@@ -322,6 +363,28 @@ def render(results: dict[str, Any]) -> str:
 
 def _f(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
+
+
+def _hung(h: dict[str, int] | None) -> str:
+    if not h or not h["requests"]:
+        return "no hung DSP"
+    n = h["requests"]
+    return (
+        f"{n:,} calls: {h['timeouts'] / n:.0%} waited until the cutoff, "
+        f"{h['errors'] / n:.0%} refused at once"
+    )
+
+
+def _gc(g: dict[str, Any] | None) -> str:
+    if not g:
+        return ""
+    if g.get("mode") != "paced":
+        return f"gc automatic, thresholds {g.get('threshold')}"
+    return (
+        f"gc paced every {g['interval_ms']:g} ms: collections {g['collections']}, "
+        f"max pause {g['max_pause_ms']:.1f} ms, put off {g['deferred_polls']:,} times, "
+        f"forced {g['forced']}"
+    )
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -353,6 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hang-s", type=float, default=30.0, help="how long the hung DSP holds (30)")
     p.add_argument("--tmax-ms", type=int, default=100, help="the SSP's deadline (default 100)")
     p.add_argument("--no-baseline", action="store_true", help="skip the 4-DSP baseline runs")
+    p.add_argument(
+        "--others-nice",
+        type=int,
+        default=10,
+        metavar="N",
+        help="run the DSPs and the load generator, which stand in for other machines, at nice N "
+        "so that they do not take the SSP's CPU (default 10; 0 = share it equally)",
+    )
     p.add_argument("--ssp-arg", action="append", default=[], help="extra `gavel ssp` argument")
     p.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     return p
@@ -381,7 +452,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": machine(),
         "tmax_ms": args.tmax_ms,
-        "options": {"concurrency": concurrencies, "loads": loads, "duration": args.duration},
+        "options": {
+            "concurrency": concurrencies,
+            "loads": loads,
+            "duration": args.duration,
+            "others_nice": args.others_nice,
+        },
         "saturation": {},
         "runs": [],
     }
@@ -393,15 +469,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         body.write_bytes(orjson.dumps(sample_request(tmax_ms=args.tmax_ms)))
         try:
             progress("starting 4 DSPs, 1 hung DSP, the SSP and the baseline SSP")
-            dsps = normal_dsps(procs)
+            nice = args.others_nice
+            dsps = normal_dsps(procs, nice=nice)
             hang = ["--strategy", "constant", "--param", "price=3"]
             hang += ["--hang-rate", "1", "--hang-s", f"{args.hang_s:g}"]
-            hung = start_dsp(procs, "hung", *hang)
+            hung = start_dsp(procs, "hung", *hang, nice=nice)
             ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra)
             base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra)
             for key, server in (("baseline", base), ("hung", ssp)):
                 sat = saturation(
-                    server, body, concurrencies=concurrencies, duration=args.saturation_duration
+                    server,
+                    body,
+                    concurrencies=concurrencies,
+                    duration=args.saturation_duration,
+                    nice=nice,
                 )
                 results["saturation"][key] = sat
                 progress(
@@ -423,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         duration=args.duration,
                         warmup=args.warmup,
                         watch={"dsps": [d.pid for d in dsps], "hung": [hung.pid]},
+                        nice=nice,
                     )
                     run["label"] = (
                         f"{'4 DSPs + hung' if label == 'hung' else 'baseline 4 DSPs'} {share:.0%}"

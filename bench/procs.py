@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +41,21 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def niced(nice: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that lowers the child's CPU priority by ``nice`` (None for 0).
+
+    On a machine where the SSP shares its cores with the DSPs and the load generator, which stand
+    in for other machines, their lower priority keeps them from delaying the SSP's timers.
+    """
+    if nice <= 0:
+        return None
+
+    def lower() -> None:
+        os.nice(nice)
+
+    return lower
 
 
 def get(url: str, *, timeout: float = 5.0) -> bytes:
@@ -80,8 +96,10 @@ class Processes:
     def __init__(self) -> None:
         self.servers: list[Server] = []
 
-    def start(self, name: str, module: str, *args: str) -> Server:
-        """Run ``python -m module args... --port P`` on a free port; wait for its ``/healthz``."""
+    def start(self, name: str, module: str, *args: str, nice: int = 0) -> Server:
+        """Run ``python -m module args... --port P`` on a free port; wait for its ``/healthz``.
+
+        ``nice`` > 0 runs it at that lower CPU priority (see :func:`niced`)."""
         port = free_port()
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_all
         proc = subprocess.Popen(
@@ -90,6 +108,7 @@ class Processes:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=niced(nice),
         )
         server = Server(name, port, proc, log)
         self.servers.append(server)

@@ -31,7 +31,7 @@ from exchange.openrtb import MICROS, BidRequest
 from exchange.settings import ExchangeSettings
 from exchange.stats import Stats
 from exchange.transport import Transport
-from exchange.winbook import Win, WinBook, slim
+from exchange.winbook import Win, WinBook
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,7 @@ class Exchange:
             winner = res.winner
             if winner is not None:
                 token = f"{result.token}.{i}"
-                self.winbook.add(
-                    Win(token, request.id, slim(winner), res.price_micros, time.monotonic())
-                )
+                self.winbook.add(token, request.id, winner, res.price_micros, time.monotonic())
                 self._notify(
                     events,
                     feedback.WIN,
@@ -190,10 +188,9 @@ class Exchange:
 
     def impression(self, token: str) -> Win | None:
         """The impression beacon: bill the win once and fire its ``burl``. None if unknown or repeated."""
-        win = self.winbook.get(token)
-        if win is None or win.billed:
+        win = self.winbook.bill(token)
+        if win is None:
             return None
-        win.billed = True
         bid = win.bid
         price = win.price_micros
         fee = price * self.settings.fee_bps // 10_000
@@ -216,10 +213,9 @@ class Exchange:
 
     def click(self, token: str) -> Win | None:
         """The click beacon: count it and tell the bidder. None if the token is unknown."""
-        win = self.winbook.get(token)
+        win = self.winbook.click(token)
         if win is None:
             return None
-        win.clicks += 1
         self.metrics.clicks.labels(win.bid.bidder).inc()
         self.stats.clicks += 1
         self.stats.bidder(win.bid.bidder).clicks += 1

@@ -15,6 +15,8 @@ answer to the caller is never held up.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -66,10 +68,25 @@ class FanOut:
         self._tasked = [t for t in self.transports if t not in self._inline]
         self._needs_payload = any(t.kind == "http" for t in self.transports)
         self._late: set[asyncio.Task[Outcome]] = set()
+        # The cutoffs of the auctions waiting for their bidders (a heap; an ended auction's entry
+        # goes when it reaches the top), for whoever must not hold up the loop just before one.
+        self._cutoffs: list[tuple[float, int]] = []
+        self._ended: set[int] = set()
+        self._seq = itertools.count()
 
     @property
     def late_in_flight(self) -> int:
         return len(self._late)
+
+    def next_cutoff(self) -> float | None:
+        """The earliest cutoff (``time.perf_counter()``) of the auctions still waiting, if any."""
+        self._forget_ended()
+        return self._cutoffs[0][0] if self._cutoffs else None
+
+    def _forget_ended(self) -> None:
+        cutoffs, ended = self._cutoffs, self._ended
+        while cutoffs and cutoffs[0][1] in ended:
+            ended.discard(heapq.heappop(cutoffs)[1])
 
     async def run(self, request: BidRequest, *, cutoff: float) -> list[Outcome]:
         """Call every bidder; return one outcome each, no later than ``cutoff``.
@@ -91,7 +108,13 @@ class FanOut:
         outcomes = [self._call_inline(t, request, start, cutoff) for t in self._inline]
         if not tasks:
             return outcomes
-        done, _ = await asyncio.wait(tasks, timeout=max(0.0, cutoff - time.perf_counter()))
+        key = next(self._seq)
+        self._forget_ended()
+        heapq.heappush(self._cutoffs, (cutoff, key))
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=max(0.0, cutoff - time.perf_counter()))
+        finally:
+            self._ended.add(key)
         waited = time.perf_counter() - start
         for task, transport in zip(tasks, self._tasked, strict=True):
             if task in done:

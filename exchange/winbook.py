@@ -1,22 +1,27 @@
 """Won imps waiting for their impression and click beacons, bounded in size and age.
 
-A win keeps a slim copy of its bid (no markup, no raw dict): at a thousand wins a second, the
-full bids would hold hundreds of megabytes for beacons that only need ids, URLs and the price.
+A win keeps only what its beacons need (ids, URLs, the price; no markup, no raw dict), packed in
+one flat tuple of strings and numbers. Such a tuple is a leaf for Python's cyclic garbage
+collector: the first young collection that sees it stops tracking it, so the book's hundred
+thousand wins never reach the older generations, whose collections would otherwise walk every
+one of them and stop the event loop for tens to hundreds of milliseconds (measured: benchmark 3
+in bench/RESULTS.md). :meth:`WinBook.get`, :meth:`~WinBook.bill` and :meth:`~WinBook.click`
+return a :class:`Win` built from the packed tuple: a copy, so the book changes only through them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from exchange.bids import Bid
 
 
 @dataclass(slots=True)
 class Win:
-    """One won imp, as the beacons need it."""
+    """One won imp, as the beacons need it (``bid`` has no markup and an empty ``raw``)."""
 
     token: str
     auction_id: str
@@ -27,9 +32,47 @@ class Win:
     clicks: int = 0
 
 
-def slim(bid: Bid) -> Bid:
-    """The bid without what beacons never read (its markup and raw dict)."""
-    return dataclasses.replace(bid, adm=None, raw={})
+# The packed tuple: (created, auction_id, price_micros, billed, clicks, then the bid's fields in
+# Bid's order without adm and raw).
+_CREATED, _BILLED, _CLICKS = 0, 3, 4
+
+
+def _pack(auction_id: str, bid: Bid, price_micros: int, created: float) -> tuple[Any, ...]:
+    b = bid
+    return (
+        created,
+        auction_id,
+        price_micros,
+        False,
+        0,
+        b.bidder,
+        b.seat,
+        b.id,
+        b.impid,
+        b.price_micros,
+        b.nurl,
+        b.burl,
+        b.lurl,
+        b.adid,
+        b.crid,
+        b.dealid,
+        b.adomain,
+        b.cat,
+        b.w,
+        b.h,
+        b.bidid,
+        b.currency,
+    )
+
+
+def _unpack(token: str, t: tuple[Any, ...]) -> Win:
+    bidder, seat, bid_id, impid, bid_price, nurl, burl, lurl, adid, crid, dealid = t[5:16]
+    adomain, cat, w, h, bidid, currency = t[16:22]
+    bid = Bid(
+        bidder, seat, bid_id, impid, bid_price, None, nurl, burl, lurl, adid, crid, dealid,
+        adomain, cat, w, h, bidid, currency, {},
+    )  # fmt: skip
+    return Win(token, t[1], bid, t[2], t[_CREATED], t[_BILLED], t[_CLICKS])
 
 
 class WinBook:
@@ -38,23 +81,47 @@ class WinBook:
     def __init__(self, *, capacity: int = 100_000, ttl_s: float = 300.0) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
-        self._wins: OrderedDict[str, Win] = OrderedDict()
+        self._wins: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._wins)
 
-    def add(self, win: Win) -> None:
-        """Keep ``win`` (``win.created`` must not go back in time), dropping expired and excess wins."""
+    def add(self, token: str, auction_id: str, bid: Bid, price_micros: int, created: float) -> None:
+        """Keep a win (``created``, ``time.monotonic()``, must not go back in time), dropping
+        expired and excess wins."""
         wins = self._wins
-        wins[win.token] = win
-        limit = win.created - self.ttl_s
-        while len(wins) > self.capacity or next(iter(wins.values())).created < limit:
+        wins[token] = _pack(auction_id, bid, price_micros, created)
+        limit = created - self.ttl_s
+        while len(wins) > self.capacity or next(iter(wins.values()))[_CREATED] < limit:
             wins.popitem(last=False)
             self.evicted += 1
 
-    def get(self, token: str) -> Win | None:
-        win = self._wins.get(token)
-        if win is None or time.monotonic() - win.created > self.ttl_s:
+    def _live(self, token: str) -> tuple[Any, ...] | None:
+        packed = self._wins.get(token)
+        if packed is None or time.monotonic() - packed[_CREATED] > self.ttl_s:
             return None
-        return win
+        return packed
+
+    def get(self, token: str) -> Win | None:
+        """The win of ``token`` (a copy), or None if unknown or expired."""
+        packed = self._live(token)
+        return None if packed is None else _unpack(token, packed)
+
+    def bill(self, token: str) -> Win | None:
+        """Mark the win billed and return it; None if unknown, expired or billed already."""
+        packed = self._live(token)
+        if packed is None or packed[_BILLED]:
+            return None
+        packed = (*packed[:_BILLED], True, *packed[_BILLED + 1 :])
+        self._wins[token] = packed
+        return _unpack(token, packed)
+
+    def click(self, token: str) -> Win | None:
+        """Count a click on the win and return it (with the new count); None if unknown or expired."""
+        packed = self._live(token)
+        if packed is None:
+            return None
+        packed = (*packed[:_CLICKS], packed[_CLICKS] + 1, *packed[_CLICKS + 1 :])
+        self._wins[token] = packed
+        return _unpack(token, packed)

@@ -27,10 +27,13 @@ class SspSettings:
     notice_timeout_ms: int = 1000
     #: Run ``gc.freeze()`` after start-up (fewer long collections on the hot path).
     gc_freeze: bool = True
-    #: The garbage collector's generation-0 threshold (Python's default: 700; 0 = leave it). An
-    #: auction allocates hundreds of objects, so the default collects hundreds of times a second,
-    #: and each young collection scans what is in flight: pauses of 10-50 ms past the deadline
-    #: with a hung DSP. Measured: 50,000 keeps p100 within the deadline (bench/RESULTS.md).
+    #: Collect garbage on a clock (ssp/gcpace.py): the young generation every this many ms, the
+    #: middle one every 10th time, all of it every 600th; automatic collection is off. 0 = leave
+    #: it to Python (with ``gc_threshold``). Bounds each pause to what is in flight.
+    gc_interval_ms: float = 100.0
+    #: With ``gc_interval_ms = 0``: the generation-0 threshold (Python's default: 700; 0 = leave
+    #: it). An auction allocates hundreds of objects, so the default collects hundreds of times a
+    #: second; a high one collects rarely but long (bench/RESULTS.md, benchmark 3).
     gc_threshold: int = 50_000
     #: The event log (JSONL, docs/observability.md): its file, empty = off. ``{pid}`` in the path
     #: becomes the process id (one file per worker).
@@ -50,6 +53,8 @@ class SspSettings:
             raise ValueError("ssp.port must be between 0 and 65535")
         if self.max_request_bytes < 1024:
             raise ValueError("ssp.max_request_bytes must be >= 1024")
+        if not 0 <= self.gc_interval_ms <= 10_000:
+            raise ValueError("ssp.gc_interval_ms must be between 0 (off) and 10000")
         if self.gc_threshold < 0:
             raise ValueError("ssp.gc_threshold must be >= 0 (0 = Python's default)")
         if self.max_inflight < 1:

@@ -46,6 +46,7 @@ from ssp import dashboard
 from ssp.admission import LagMonitor
 from ssp.adrequest import parse_ad_request, to_openrtb
 from ssp.config import DspEndpoint, Site, SspSettings
+from ssp.gcpace import GcPacer
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class SspState:
     exchange: Exchange | None = None
     inflight: int = 0
     lag: LagMonitor = field(default_factory=LagMonitor)
+    gc: GcPacer | None = None
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     prefix: str = field(default_factory=lambda: os.urandom(3).hex())
 
@@ -138,7 +140,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if state.ssp.gc_freeze:
         gc.collect()
         gc.freeze()
-    if state.ssp.gc_threshold:
+    if state.ssp.gc_interval_ms:
+        state.gc = GcPacer(
+            interval_s=state.ssp.gc_interval_ms / 1000,
+            next_deadline=state.exchange.fanout.next_cutoff,
+        )
+        state.gc.start()
+    elif state.ssp.gc_threshold:
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(state.ssp.gc_threshold, gen1, gen2)
     state.lag.start()
@@ -147,6 +155,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         await app[dashboard.OBSERVERS].close()
         await state.lag.stop()
+        if state.gc is not None:
+            await state.gc.stop()
         await notices.close()
         for t in lean:
             await t.close()
@@ -334,6 +344,9 @@ async def handle_stats(request: web.Request) -> web.Response:
     data["pid"] = os.getpid()  # which worker answered, when several share the port
     data["late_calls_draining"] = state.exchange.fanout.late_in_flight
     data["loop_lag_s"] = {"smoothed": state.lag.lag, "max": state.lag.max_lag}
+    data["gc"] = (
+        state.gc.snapshot() if state.gc else {"mode": "auto", "threshold": gc.get_threshold()}
+    )
     data["notice_queue"] = state.exchange.notices.queue.qsize() if state.exchange.notices else 0
     data["event_log"] = request.app[dashboard.OBSERVERS].event_log_stats()
     return web.Response(body=orjson.dumps(data), content_type=JSON)

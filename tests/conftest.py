@@ -309,6 +309,8 @@ async def start_ssp(
             ssp = dataclasses.replace(ssp, max_loop_lag_ms=0)
         if ssp.gc_threshold == SspSettings().gc_threshold:
             ssp = dataclasses.replace(ssp, gc_threshold=0)  # the test process's GC is not the SSP's
+        if ssp.gc_interval_ms == SspSettings().gc_interval_ms:
+            ssp = dataclasses.replace(ssp, gc_interval_ms=0)  # nor is its collection pace
         app = make_ssp_app(
             settings=dataclasses.replace(
                 settings or ExchangeSettings(seed=1), transport=http_transport

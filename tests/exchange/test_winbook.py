@@ -1,12 +1,14 @@
-"""The win book stays bounded in size and age, and keeps no markup."""
+"""The win book stays bounded in size and age, keeps no markup, and gives the GC nothing to walk."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import time
 
 from exchange.bids import parse_bid_response
 from exchange.openrtb import parse_bid_request
-from exchange.winbook import Win, WinBook, slim
+from exchange.winbook import WinBook
 
 REQUEST = parse_bid_request({"id": "r", "imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]})
 BIDS, _ = parse_bid_response(
@@ -30,28 +32,63 @@ BIDS, _ = parse_bid_response(
 )
 
 
-def _win(token: str, created: float) -> Win:
-    return Win(token, "r", slim(BIDS[0]), 1_500_000, created)
+def add(book: WinBook, token: str, created: float) -> None:
+    book.add(token, "r", BIDS[0], 1_400_000, created)
 
 
-def test_slim_bids_keep_what_beacons_need_and_drop_the_markup() -> None:
-    bid = slim(BIDS[0])
-    assert (bid.id, bid.impid, bid.burl, bid.price_micros, bid.bidder) == (
-        "b",
-        "1",
-        "http://d/b",
-        1_500_000,
-        "dsp",
+def test_a_win_keeps_what_beacons_need_and_drops_the_markup() -> None:
+    book = WinBook()
+    add(book, "t", time.monotonic())
+    win = book.get("t")
+    assert win is not None
+    assert (win.token, win.auction_id, win.price_micros, win.billed, win.clicks) == (
+        "t",
+        "r",
+        1_400_000,
+        False,
+        0,
     )
-    assert bid.adm is None and bid.raw == {}
+    # every field of the bid survives but the markup and the raw dict
+    assert win.bid == dataclasses.replace(BIDS[0], adm=None, raw={})
     assert BIDS[0].adm == "<div>ad</div>"  # the original is untouched
+
+
+def test_bill_once_and_count_clicks() -> None:
+    book = WinBook()
+    add(book, "t", time.monotonic())
+    billed = book.bill("t")
+    assert billed is not None and billed.billed
+    assert book.bill("t") is None  # billed already
+    assert book.get("t").billed  # type: ignore[union-attr]
+    assert [book.click("t").clicks for _ in range(3)] == [1, 2, 3]  # type: ignore[union-attr]
+    assert book.bill("nope") is None and book.click("nope") is None
+    copy = book.get("t")
+    assert copy is not None
+    copy.clicks = 99  # a copy: the book changes only through bill() and click()
+    assert book.get("t").clicks == 3  # type: ignore[union-attr]
+
+
+def test_wins_in_the_book_are_not_tracked_by_the_garbage_collector() -> None:
+    """A full book must not lengthen collections: its wins are untracked after one."""
+    book = WinBook(capacity=20_000)
+    now = time.monotonic()
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(10_000):
+        add(book, f"t{i}", now)
+    gc.collect()
+    assert len(book) == 10_000
+    assert len(gc.get_objects()) - before < 100  # not ~10,000 (or 4 per win, as it was)
+    assert book.bill("t5") is not None and book.click("t6") is not None
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100
 
 
 def test_capacity_drops_the_oldest() -> None:
     book = WinBook(capacity=3, ttl_s=60)
     now = time.monotonic()
     for i in range(5):
-        book.add(_win(f"t{i}", now))
+        add(book, f"t{i}", now)
     assert len(book) == 3 and book.evicted == 2
     assert book.get("t0") is None and book.get("t1") is None
     assert book.get("t4") is not None
@@ -60,12 +97,12 @@ def test_capacity_drops_the_oldest() -> None:
 def test_expired_wins_go_on_insert_and_are_not_found() -> None:
     book = WinBook(capacity=100, ttl_s=10)
     now = time.monotonic()
-    book.add(_win("old", now - 30))
-    book.add(_win("older-but-after", now - 5))
+    add(book, "old", now - 30)
+    add(book, "older-but-after", now - 5)
     assert book.get("older-but-after") is not None
-    book.add(_win("new", now))
+    add(book, "new", now)
     assert book.get("old") is None
     assert len(book) == 2 and book.evicted == 1
     stale = WinBook(capacity=100, ttl_s=10)
-    stale.add(_win("x", now - 11))  # expired as soon as it is looked up
+    add(stale, "x", now - 11)  # expired as soon as it is looked up
     assert stale.get("x") is None

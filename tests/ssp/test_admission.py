@@ -62,7 +62,7 @@ async def test_the_gc_threshold_is_set_at_start_up(
     try:
         await start_ssp(
             dsps=[await start_dsp("a", price=2.0)],
-            ssp=SspSettings(gc_freeze=False, gc_threshold=12_345),
+            ssp=SspSettings(gc_freeze=False, gc_interval_ms=0, gc_threshold=12_345),
         )
         assert gc.get_threshold()[0] == 12_345
     finally:

@@ -1,0 +1,140 @@
+"""Garbage collection that keeps out of the way of the auctions' cutoffs.
+
+CPython collects its young generation when allocations minus deallocations pass a threshold, at
+whatever moment that happens. Each collection walks the young objects still alive, which in an SSP
+are mostly the auctions in flight, and stops the event loop while it does: every auction whose
+cutoff falls inside the pause answers late by what is left of it. With one hung DSP every auction
+waits until its cutoff, so cutoffs come every few milliseconds and a pause of 10-30 ms (measured:
+benchmark 3, bench/RESULTS.md) always hits some.
+
+A :class:`GcPacer` turns automatic collection off and collects from a timer instead: the young
+generation every ``interval_s``, the middle one every ``gen1_every``-th time, everything every
+``gen2_every``-th. Before each collection it asks ``next_deadline()`` (the earliest cutoff of the
+auctions still waiting) and waits for a gap: it collects only when the pause it expects (the
+longest of the last few of that generation) ends no later than ``slack_s`` after that cutoff. A
+collection put off for ``max_defer_s`` runs regardless, so memory stays bounded under any load.
+``gc.enable()`` again on :meth:`stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+
+class GcPacer:
+    def __init__(
+        self,
+        *,
+        interval_s: float = 0.1,
+        gen1_every: int = 10,
+        gen2_every: int = 600,
+        next_deadline: Callable[[], float | None] | None = None,
+        slack_s: float = 0.002,
+        poll_s: float = 0.005,
+        max_defer_s: float = 5.0,
+    ) -> None:
+        if interval_s <= 0 or gen1_every < 1 or gen2_every < gen1_every:
+            raise ValueError("interval_s > 0 and 1 <= gen1_every <= gen2_every")
+        if poll_s <= 0 or slack_s < 0 or max_defer_s < 0:
+            raise ValueError("poll_s > 0, slack_s >= 0 and max_defer_s >= 0")
+        self.interval_s = interval_s
+        self.gen1_every = gen1_every
+        self.gen2_every = gen2_every
+        self.next_deadline = next_deadline
+        self.slack_s = slack_s
+        self.poll_s = poll_s
+        self.max_defer_s = max_defer_s
+        #: Collections run, by generation; of those, how many ran late regardless of a cutoff.
+        self.collections = [0, 0, 0]
+        self.forced = 0
+        #: Polls that found a collection due but a cutoff too close.
+        self.deferred = 0
+        #: Longest single collection and the sum of all, seconds (wall clock).
+        self.max_pause_s = 0.0
+        self.total_pause_s = 0.0
+        self._recent: list[deque[float]] = [deque(maxlen=8) for _ in range(3)]
+        self._count = 0  # collections run: which generation is due next
+        self._due = 0.0
+        self._was_enabled = True
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        self._due = time.perf_counter() + self.interval_s
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._was_enabled:
+            gc.enable()
+
+    def due_generation(self) -> int:
+        n = self._count + 1
+        if n % self.gen2_every == 0:
+            return 2
+        return 1 if n % self.gen1_every == 0 else 0
+
+    def expected_pause(self, generation: int) -> float:
+        """The longest of the last few collections of ``generation`` (0 before the first)."""
+        recent = self._recent[generation]
+        return max(recent) if recent else 0.0
+
+    def fits(self, generation: int, now: float) -> bool:
+        """Would a collection of ``generation`` started ``now`` end in time for the next cutoff?"""
+        deadline = self.next_deadline() if self.next_deadline is not None else None
+        return deadline is None or now + self.expected_pause(generation) <= deadline + self.slack_s
+
+    def collect(self, generation: int) -> float:
+        """Run one collection of ``generation`` now; its pause in seconds."""
+        t0 = time.perf_counter()
+        gc.collect(generation)
+        pause = time.perf_counter() - t0
+        self._count += 1
+        self.collections[generation] += 1
+        self._recent[generation].append(pause)
+        self.total_pause_s += pause
+        if pause > self.max_pause_s:
+            self.max_pause_s = pause
+        return pause
+
+    def poll(self, now: float) -> int | None:
+        """Collect if one is due and fits (or is overdue); the generation collected, or None."""
+        if now < self._due:
+            return None
+        generation = self.due_generation()
+        if not self.fits(generation, now):
+            if now - self._due < self.max_defer_s:
+                self.deferred += 1
+                return None
+            self.forced += 1
+        self.collect(generation)
+        self._due = now + self.interval_s
+        return generation
+
+    def snapshot(self) -> dict[str, Any]:
+        """For /stats."""
+        return {
+            "mode": "paced",
+            "interval_ms": self.interval_s * 1000,
+            "collections": list(self.collections),
+            "deferred_polls": self.deferred,
+            "forced": self.forced,
+            "max_pause_ms": round(self.max_pause_s * 1000, 3),
+            "total_pause_s": round(self.total_pause_s, 3),
+        }
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            self.poll(time.perf_counter())

@@ -1,0 +1,102 @@
+"""Paced garbage collection: automatic collection off, young collections on a clock, restored after."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+
+import pytest
+
+from ssp.config import SspSettings
+from ssp.gcpace import GcPacer
+from ssp.server import STATE
+from tests.conftest import StartDsp, StartSsp, bid_request, eventually, stats
+
+
+def test_collections_go_young_then_middle_then_everything() -> None:
+    pacer = GcPacer(interval_s=1, gen1_every=3, gen2_every=6)
+    order = []
+    for _ in range(12):
+        generation = pacer.due_generation()
+        pacer.collect(generation)
+        order.append(generation)
+    assert order == [0, 0, 1, 0, 0, 2, 0, 0, 1, 0, 0, 2]
+    assert pacer.collections == [8, 2, 2]
+    assert pacer.max_pause_s > 0 and pacer.total_pause_s >= pacer.max_pause_s
+
+
+def test_a_collection_waits_for_a_gap_between_cutoffs_but_not_forever() -> None:
+    cutoff: list[float | None] = [None]
+    pacer = GcPacer(interval_s=0.1, next_deadline=lambda: cutoff[0], slack_s=0.002, max_defer_s=1)
+    pacer._recent[0].append(0.010)  # young collections have taken 10 ms
+    pacer._due = 100.0
+    assert pacer.poll(99.0) is None  # not due yet
+    cutoff[0] = 100.005  # a cutoff in 5 ms: a 10 ms pause would make it 5 ms late
+    assert pacer.poll(100.0) is None and pacer.deferred == 1
+    cutoff[0] = 100.5 + 0.009  # 9 ms away, 2 ms of slack: the pause fits
+    assert pacer.poll(100.5) == 0 and pacer.forced == 0
+    pacer._due = 200.0
+    cutoff[0] = 200.0
+    assert pacer.poll(200.9) is None  # still within max_defer_s
+    assert pacer.poll(201.0) == 0 and pacer.forced == 1  # overdue: collected regardless
+    cutoff[0] = None  # nothing waiting: any time is a good time
+    pacer._due = 0.0
+    assert pacer.poll(300.0) == 0
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        GcPacer(interval_s=0)
+    with pytest.raises(ValueError):
+        GcPacer(interval_s=0.1, gen1_every=10, gen2_every=5)
+    with pytest.raises(ValueError):
+        GcPacer(interval_s=0.1, poll_s=0)
+    with pytest.raises(ValueError, match="gc_interval_ms"):
+        SspSettings(gc_interval_ms=-1)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the collector frees it
+
+
+async def test_the_pacer_frees_cycles_with_automatic_collection_off() -> None:
+    assert gc.isenabled()
+    pacer = GcPacer(interval_s=0.01)
+    pacer.start()
+    try:
+        assert not gc.isenabled()
+        node = _Node()
+        ref = weakref.ref(node)
+        del node
+        await eventually(lambda: ref() is None, timeout=5, what="the cycle to be collected")
+        assert pacer.collections[0] >= 1
+    finally:
+        await pacer.stop()
+    assert gc.isenabled()  # as it was before
+
+
+async def test_the_ssp_paces_its_collections_and_says_so_in_stats(
+    start_dsp: StartDsp, start_ssp: StartSsp
+) -> None:
+    client = await start_ssp(
+        dsps=[await start_dsp("a", price=2.0)],
+        ssp=SspSettings(gc_freeze=False, gc_interval_ms=10),
+    )
+    try:
+        assert not gc.isenabled()
+        resp = await client.post("/openrtb2/auction", json=bid_request())
+        assert resp.status == 200
+
+        async def collected() -> bool:
+            return (await stats(client))["gc"]["collections"][0] >= 2
+
+        await eventually(collected, what="paced collections")
+        gc_stats = (await stats(client))["gc"]
+        assert gc_stats["mode"] == "paced" and gc_stats["interval_ms"] == 10
+        await client.app[STATE].gc.stop()  # type: ignore[union-attr]
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        await asyncio.sleep(0)
