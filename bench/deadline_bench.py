@@ -278,6 +278,7 @@ def summarise(
         "hist_over_110ms": over_110,
         "hung_dsp": _delta(before, after, "hung"),
         "gc": after.get("gc"),
+        "margin_ms": after.get("margin_ms"),
         "client": client,
     }
 
@@ -342,11 +343,15 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "The hung DSP's calls (waited for until the cutoff / refused at once, its pool full)",
+        "The hung DSP's calls (waited for until the cutoff / refused at once, its pool full),",
+        "the SSP's garbage collector (/stats gc, since start) and its deadline margin:",
     ]
-    lines += ["and the SSP's garbage collector (/stats gc, since start):"]
     for run in results["runs"]:
-        lines.append(f"  {run['label']:<24}{_hung(run.get('hung_dsp'))}  {_gc(run.get('gc'))}")
+        margin = run.get("margin_ms")
+        lines.append(
+            f"  {run['label']:<24}{_hung(run.get('hung_dsp'))}  {_gc(run.get('gc'))}"
+            + ("" if margin is None else f"; margin at the end {margin:.1f} ms")
+        )
     lines += ["", "CPU, share of one core during each run (2 cores in all):"]
     for run in results["runs"]:
         shares = "  ".join(f"{k} {v:.2f}" for k, v in run.get("cpu_share", {}).items())

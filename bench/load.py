@@ -38,7 +38,7 @@ from bench.load_profile import (
     load_profile,
     world_path,
 )
-from bench.procs import Processes, ServerFailed, get_json
+from bench.procs import Processes, ServerFailed, get_json, niced
 from exchange.config import ConfigError
 from gavel.config import DspSpec, World, load_world
 from gavel.run import dsp_command
@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="progress line period (5 s; 0 = none)",
     )
+    p.add_argument(
+        "--others-nice",
+        type=int,
+        default=10,
+        metavar="N",
+        help="run the DSPs and Locust, which stand in for other machines, at nice N so that on "
+        "one machine they do not take the SSP's CPU (default 10; 0 = share it equally)",
+    )
     p.add_argument("locust_args", nargs="*", metavar="-- LOCUST_ARGS", help=argparse.SUPPRESS)
     return p
 
@@ -204,7 +212,7 @@ def locust_command(
 
 
 def start_world(
-    procs: Processes, profile: LoadProfile, world_file: Path, world: World
+    procs: Processes, profile: LoadProfile, world_file: Path, world: World, *, nice: int = 0
 ) -> tuple[str, dict[str, str]]:
     """Start the DSPs and the SSP: the SSP's base URL and each DSP's bid URL."""
     dsps = {d.name: d for d in world.dsp}
@@ -218,7 +226,7 @@ def start_world(
         args = cmd[cmd.index("dsp") :]
         at = args.index("--port")
         del args[at : at + 2]
-        return procs.start(f"DSP {spec.name}", "gavel", *args).url("/openrtb2/bid")
+        return procs.start(f"DSP {spec.name}", "gavel", *args, nice=nice).url("/openrtb2/bid")
 
     # The DSPs start at once (each waits for its own /healthz): start-up is mostly imports.
     with ThreadPoolExecutor(max_workers=max(1, len(dsps))) as pool:
@@ -277,10 +285,18 @@ def progress_line(
     )
 
 
-def run_locust(cmd: Sequence[str], progress: Progress | None, limit_s: float) -> int:
+def run_locust(
+    cmd: Sequence[str], progress: Progress | None, limit_s: float, *, nice: int = 0
+) -> int:
     """Run Locust (own process group) to completion and return its exit code; a Locust still
     running after ``limit_s`` is stopped, and the run fails (1)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=niced(nice),
+    )
     deadline = time.monotonic() + limit_s
     overran = False
     try:
@@ -346,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host = args.host.rstrip("/")
         else:
             print(f"load: starting the world of {world_file.name} ...", file=sys.stderr, flush=True)
-            host, dsps = start_world(procs, profile, world_file, world)
+            host, dsps = start_world(procs, profile, world_file, world, nice=args.others_nice)
             listed = ", ".join(f"{n} {u}" for n, u in dsps.items())
             print(f"load: SSP {host}; DSPs {listed}", file=sys.stderr, flush=True)
         cmd = locust_command(
@@ -364,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         progress = Progress(host, profile.total_s, args.interval)
-        code = run_locust(cmd, progress, profile.total_s + GRACE_S)
+        code = run_locust(cmd, progress, profile.total_s + GRACE_S, nice=args.others_nice)
     except ServerFailed as exc:
         print(f"gavel bench load: {exc}", file=sys.stderr)
         return 1

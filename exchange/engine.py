@@ -25,6 +25,7 @@ from exchange.bids import Bid
 from exchange.events import Listener
 from exchange.fanout import BID, ERROR, INVALID, NOBID, TIMEOUT, FanOut, Outcome
 from exchange.macros import format_price, substitute
+from exchange.margin import AdaptiveMargin
 from exchange.metrics import ExchangeMetrics
 from exchange.notices import NoticeSender
 from exchange.openrtb import MICROS, BidRequest
@@ -83,6 +84,12 @@ class Exchange:
         self.notices = notices
         self.stats = stats or Stats()
         self.winbook = winbook or WinBook()
+        #: The margin kept before each deadline: fixed, or adaptive when margin_max_ms is above it.
+        self.margin: AdaptiveMargin | None = None
+        if settings.margin_max_ms > settings.margin_ms:
+            self.margin = AdaptiveMargin(
+                floor_s=settings.margin_ms / 1000, cap_s=settings.margin_max_ms / 1000
+            )
         #: Told of each auction, impression and click after the fact (event log, live view).
         self.listeners: tuple[Listener, ...] = tuple(listeners)
         self.rng = random.Random(settings.seed)
@@ -104,7 +111,12 @@ class Exchange:
     async def auction(self, request: BidRequest, *, arrival: float) -> AuctionResult:
         """Run the auction of ``request``, which arrived at ``arrival`` (``time.perf_counter()``)."""
         loop = asyncio.get_running_loop()
-        cutoff = arrival + self.budget_s(request) - self.settings.margin_ms / 1000
+        margin = self.margin
+        cutoff = (
+            arrival
+            + self.budget_s(request)
+            - (margin.current if margin is not None else self.settings.margin_ms / 1000)
+        )
         outcomes = await self.fanout.run(request, cutoff=cutoff)
 
         by_imp = group_by_imp([bid for outcome in outcomes for bid in outcome.bids])
@@ -122,7 +134,10 @@ class Exchange:
         token = f"{self._prefix}{next(self._ids):x}"
         result = AuctionResult(request, token, results, outcomes, 0.0)
         self._settle(result, loop)
-        result.duration = time.perf_counter() - arrival
+        ended = time.perf_counter()
+        result.duration = ended - arrival
+        if margin is not None and ended >= cutoff:
+            margin.observe(ended - cutoff)
         self._record(result)
         for listener in self.listeners:
             listener.on_auction(result)

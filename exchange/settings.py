@@ -11,6 +11,9 @@ class ExchangeSettings:
     tmax_ms: int = 100
     #: Kept back from the deadline for the exchange's own work (auction, answer); bidders get the rest.
     margin_ms: float = 5.0
+    #: Under load the margin grows, up to this, to the 99th percentile of how late the auctions
+    #: that waited until their cutoff finished after it (exchange/margin.py); <= margin_ms: fixed.
+    margin_max_ms: float = 15.0
     currency: str = "USD"
     #: Units of ``currency`` per unit of another currency, for floors given in that currency.
     rates: dict[str, float] = field(default_factory=dict)
@@ -39,6 +42,8 @@ class ExchangeSettings:
             raise ValueError("exchange.tmax_ms must be > 0")
         if not 0 <= self.margin_ms < self.tmax_ms:
             raise ValueError("exchange.margin_ms must be >= 0 and below exchange.tmax_ms")
+        if not 0 <= self.margin_max_ms < self.tmax_ms:
+            raise ValueError("exchange.margin_max_ms must be >= 0 and below exchange.tmax_ms")
         if not 0 <= self.fee_bps <= 10_000:
             raise ValueError("exchange.fee_bps must be between 0 and 10000")
         if self.increment < 0:

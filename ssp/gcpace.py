@@ -86,9 +86,12 @@ class GcPacer:
         return 1 if n % self.gen1_every == 0 else 0
 
     def expected_pause(self, generation: int) -> float:
-        """The longest of the last few collections of ``generation`` (0 before the first)."""
-        recent = self._recent[generation]
-        return max(recent) if recent else 0.0
+        """The longest of the last few collections of ``generation``; before its first, that of
+        the generation below (an older collection walks at least what a younger one does)."""
+        for g in range(generation, -1, -1):
+            if self._recent[g]:
+                return max(self._recent[g])
+        return 0.0
 
     def fits(self, generation: int, now: float) -> bool:
         """Would a collection of ``generation`` started ``now`` end in time for the next cutoff?"""

@@ -343,6 +343,10 @@ async def handle_stats(request: web.Request) -> web.Response:
     data["in_flight"] = state.inflight
     data["pid"] = os.getpid()  # which worker answered, when several share the port
     data["late_calls_draining"] = state.exchange.fanout.late_in_flight
+    margin = state.exchange.margin
+    data["margin_ms"] = (
+        margin.current if margin else state.exchange.settings.margin_ms / 1000
+    ) * 1000
     data["loop_lag_s"] = {"smoothed": state.lag.lag, "max": state.lag.max_lag}
     data["gc"] = (
         state.gc.snapshot() if state.gc else {"mode": "auto", "threshold": gc.get_threshold()}

@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from dsp.bidders.constant import ConstantBidder
 from exchange.engine import Exchange
 from exchange.feedback import AuctionEvent
@@ -80,3 +82,43 @@ def test_notice_macro_values_are_percent_encoded_only_for_urls() -> None:
         "a%20b",
     )
     assert quoted["AUCTION_PRICE"] == "1"
+
+
+class _Silent:
+    """An async bidder that never answers in time."""
+
+    async def bid(self, request: Any) -> None:
+        await asyncio.sleep(10)
+
+
+async def test_an_exchange_that_answers_late_widens_its_margin() -> None:
+    settings = ExchangeSettings(seed=1, tmax_ms=100, margin_ms=5, margin_max_ms=15)
+    exchange = Exchange(
+        settings=settings, transports=[InProcessBidder(name="silent", bidder=_Silent())]
+    )
+    assert exchange.margin is not None
+    exchange.margin.every = 1
+    loop = asyncio.get_running_loop()
+    request = parse_bid_request(REQUEST)
+    # The loop is busy from 1 ms before the cutoff (at 95 ms) for 20 ms, as a long garbage
+    # collection or another process would keep it: the auction finishes ~19 ms after its cutoff.
+    loop.call_later(0.094, time.sleep, 0.020)
+    late = await exchange.auction(request, arrival=time.perf_counter())
+    assert late.duration > 0.105
+    assert exchange.margin.current == 0.015  # the cap: bidders keep at least 85 ms
+    cutoffs: list[float] = []
+    run = exchange.fanout.run
+
+    async def spy(request: Any, *, cutoff: float) -> Any:
+        cutoffs.append(cutoff)
+        return await run(request, cutoff=cutoff)
+
+    exchange.fanout.run = spy  # type: ignore[method-assign]
+    arrival = time.perf_counter()
+    await exchange.auction(request, arrival=arrival)
+    assert cutoffs == [pytest.approx(arrival + 0.085)]  # 15 ms before tmax now, not 5
+    fixed = Exchange(
+        settings=ExchangeSettings(seed=1, margin_max_ms=0),
+        transports=[InProcessBidder(name="silent", bidder=_Silent())],
+    )
+    assert fixed.margin is None

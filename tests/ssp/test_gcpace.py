@@ -100,3 +100,12 @@ async def test_the_ssp_paces_its_collections_and_says_so_in_stats(
     finally:
         gc.enable()
         await asyncio.sleep(0)
+
+
+def test_an_older_generation_expects_at_least_the_pause_of_a_younger_one() -> None:
+    pacer = GcPacer(interval_s=0.1)
+    assert pacer.expected_pause(2) == 0.0
+    pacer._recent[0].extend([0.003, 0.004])
+    assert pacer.expected_pause(1) == pacer.expected_pause(2) == 0.004
+    pacer._recent[1].append(0.012)
+    assert (pacer.expected_pause(0), pacer.expected_pause(2)) == (0.004, 0.012)
