@@ -387,7 +387,8 @@ def _gc(g: dict[str, Any] | None) -> str:
         return f"gc automatic, thresholds {g.get('threshold')}"
     return (
         f"gc paced every {g['interval_ms']:g} ms: collections {g['collections']}, "
-        f"max pause {g['max_pause_ms']:.1f} ms, put off {g['deferred_polls']:,} times, "
+        f"max pause {g['max_pause_ms']:.1f} ms ({g.get('max_pause_cpu_ms', 0):.1f} ms of CPU), "
+        f"put off {g['deferred_polls']:,} times, "
         f"forced {g['forced']}"
     )
 

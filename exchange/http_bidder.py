@@ -52,6 +52,7 @@ class HttpBidder:
         self._timeout = aiohttp.ClientTimeout(total=hard_timeout_s)
 
     async def call(self, request: BidRequest, payload: bytes, tmax_ms: int) -> bytes | None:
+        del request  # not needed: a late call must not keep the parsed request alive
         try:
             async with self.session.post(
                 self.url,

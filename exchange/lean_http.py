@@ -152,6 +152,7 @@ class LeanHttpBidder:
         ).encode("latin-1")
 
     async def call(self, request: BidRequest, payload: bytes, tmax_ms: int) -> bytes | None:
+        del request  # not needed: a late call must not keep the parsed request alive
         loop = asyncio.get_running_loop()
         conn = await self._acquire(loop)
         waiter = conn.send(
