@@ -104,7 +104,7 @@ class FanOut:
             payload = orjson.dumps({**request.raw, "tmax": tmax_ms})
         # The tasks reach the request through this box, emptied when the auction stops waiting:
         # a late call draining in the background (up to late_grace_ms) then holds its connection,
-        # not the whole parsed request (measured: most of the GC's middle generation with a hung DSP).
+        # not the whole parsed request (its dicts, lists and views: objects for the GC to walk).
         box = [request]
         tasks = [
             loop.create_task(self._call(t, box, payload, tmax_ms, start)) for t in self._tasked
