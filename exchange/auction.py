@@ -48,6 +48,8 @@ def run_auction(
     losers: list[tuple[Bid, int]] = []
     deal_pool: list[Bid] = []
     open_pool: list[Bid] = []
+    floor = imp.floor_micros
+    private = imp.private
     for bid in bids:
         if bid.dealid is not None:
             deal = imp.deals[bid.dealid]
@@ -57,9 +59,9 @@ def run_auction(
                 losers.append((bid, loss.BELOW_DEAL_FLOOR))
             else:
                 deal_pool.append(bid)
-        elif imp.private:
+        elif private:
             losers.append((bid, loss.NOT_ALLOWED_IN_PMP))
-        elif bid.price_micros < imp.floor_micros:
+        elif bid.price_micros < floor:
             losers.append((bid, loss.BELOW_FLOOR))
         else:
             open_pool.append(bid)
@@ -70,32 +72,36 @@ def run_auction(
     else:
         pool = open_pool
     if not pool:
-        return ImpResult(imp, None, 0, tuple(losers), imp.floor_micros)
+        return ImpResult(imp, None, 0, tuple(losers), floor)
 
     winner, second = _top_two(pool, rng)
-    floor = imp.deals[winner.dealid].floor_micros if winner.dealid else imp.floor_micros
+    if winner.dealid:
+        floor = imp.deals[winner.dealid].floor_micros
     if at == 1:
         price = winner.price_micros
     else:
-        base = floor if second is None else max(second.price_micros, floor)
+        base = floor if second is None else max(second, floor)
         price = min(base + increment_micros, winner.price_micros)
-    losers.extend((b, loss.LOST_TO_HIGHER_BID) for b in pool if b is not winner)
+    lost = loss.LOST_TO_HIGHER_BID
+    losers += [(b, lost) for b in pool if b is not winner]
     return ImpResult(imp, winner, price, tuple(losers), winner.price_micros + increment_micros)
 
 
-def _top_two(pool: Sequence[Bid], rng: random.Random) -> tuple[Bid, Bid | None]:
-    """The winner (ties broken at random) and the runner-up (None for a lone bid)."""
+def _top_two(pool: Sequence[Bid], rng: random.Random) -> tuple[Bid, int | None]:
+    """The winner and the runner-up's price (None for a lone bid). Tied top bids: the winner is
+    the ``rng.randrange(n_tied)``-th of them in arrival order (the RNG is drawn only for a tie)."""
     if len(pool) == 1:
         return pool[0], None
-    ranked = sorted(pool, key=lambda b: b.price_micros, reverse=True)
-    top = ranked[0].price_micros
-    n_tied = 1
-    while n_tied < len(ranked) and ranked[n_tied].price_micros == top:
+    prices = [b.price_micros for b in pool]
+    ranked = sorted(prices, reverse=True)
+    top, second = ranked[0], ranked[1]
+    if second != top:
+        return pool[prices.index(top)], second
+    n_tied = 2
+    while n_tied < len(ranked) and ranked[n_tied] == top:
         n_tied += 1
-    if n_tied > 1:
-        k = rng.randrange(n_tied)
-        ranked[0], ranked[k] = ranked[k], ranked[0]
-    return ranked[0], ranked[1]
+    k = rng.randrange(n_tied)
+    return [b for b in pool if b.price_micros == top][k], second
 
 
 def group_by_imp(bids: Sequence[Bid]) -> dict[str, list[Bid]]:

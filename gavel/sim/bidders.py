@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from dsp.bidder import Bidder
@@ -110,15 +111,16 @@ class StrategyBidder(Bidder):
         if record:
             now = request.ts if request.ts is not None else time.time()
             self._forget(now)
+        truth = self.truth if self.pctr == "oracle" else None
         for imp in request.imp:
             if imp.private or "banner" not in imp.media:
                 continue
-            if self.pctr == "oracle" and self.truth is not None:
-                pctr = self.truth(request, imp, self.creative_)
-            else:
-                pctr = self.ctr
             ctx = BidContext(
-                pctr=pctr,
+                # the oracle is asked only if the strategy reads ctx.pctr (reading it changes
+                # nothing in the world): constant and random prices cost no ground truth
+                pctr=partial(truth, request, imp, self.creative_)
+                if truth is not None
+                else self.ctr,
                 floor=imp.bidfloor,
                 at=request.at,
                 now=request.ts or 0.0,
@@ -138,6 +140,7 @@ class StrategyBidder(Bidder):
                 continue
             bid_id = f"{request.id}-{imp.id}"
             if record:
+                pctr = ctx.pctr
                 self.bids_[(request.id, bid_id)] = Reservation(
                     key=(request.id, bid_id), campaign=self.seat, bid_micros=micros, ts=now,
                     day=int(now // 86_400), user=(request.user or {}).get("id"), imp_id=imp.id,

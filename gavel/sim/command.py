@@ -114,7 +114,8 @@ def simulate_command(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     results = run_experiment(exp, base=base, progress=Progress(total=0, quiet=args.quiet))
     wall = time.perf_counter() - t0
-    doc = write_results(out, exp.name, exp.description, results)
+    doc = write_results(out, exp.name, exp.description, results, focus=exp.focus_name,
+                        compare=exp.compare)  # fmt: skip
     images = make_plots(doc, out / "plots", exp.focus_name)
     write_html(out / "report.html", doc, images)
     auctions = sum(r.market.auctions for r in results)

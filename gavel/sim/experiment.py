@@ -17,6 +17,7 @@ from typing import Any
 
 from dsp.faults import Faults
 from exchange.config import ConfigError, load_file
+from gavel.sim.metrics import DSP_FIELDS
 
 AUCTIONS = {"second": 2, "first": 1}
 PATHS = ("auto", "object", "batch")
@@ -91,6 +92,9 @@ class Experiment:
     #: The DSP the variants and budget fractions apply to (default: the first).
     focus: str = ""
     budget_fractions: tuple[float, ...] = ()
+    #: Figures of the focus DSP (``variants.csv`` columns) to compare each variant with the
+    #: first, paired by seed (:func:`gavel.sim.report.comparisons`); the first one is the answer.
+    compare: tuple[str, ...] = ()
     dsp: tuple[DspEntry, ...] = ()
     variants: tuple[Variant, ...] = ()
 
@@ -119,6 +123,9 @@ class Experiment:
                 raise ValueError(f"variant {v.name!r}: no dsp {v.dsp!r}")
             if v.auction is not None and v.auction not in AUCTIONS:
                 raise ValueError(f"variant {v.name!r}: auction must be 'second' or 'first'")
+        for figure in self.compare:
+            if figure not in DSP_FIELDS:
+                raise ValueError(f"compare: {figure!r} is not one of {', '.join(DSP_FIELDS)}")
         if self.budget_fractions and not self.dsp_named(self.focus_name).strategy:
             raise ValueError(
                 "budget_fractions need a focus DSP with a strategy (not a bidder/config)"

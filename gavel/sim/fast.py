@@ -27,8 +27,10 @@ from gavel.sim.market import Market, SimDsp
 from gavel.sim.metrics import bins_of
 from gavel.sim.vector import price_batch, vectorised
 from ssp.world import taxonomy
+from ssp.world.intent import DORMANT, RESEARCHING
 from ssp.world.render import DEFAULT_ORDER_VALUE, Conversion
 from ssp.world.traffic import Batch, TrafficGenerator
+from ssp.world.truth import GroundTruth
 
 _VALUE_SIGMA = 0.5
 
@@ -67,6 +69,7 @@ class BatchMarket(Market):
         n_d = len(self.dsps)
         bids = np.zeros((n, n_d), dtype=np.int64)
         p_click = np.zeros((n, n_d))
+        p_conv = np.zeros((n, n_d))  # P(conversion | click): the expectations' (exp_*) only
         for j, d in enumerate(self.dsps):
             b: StrategyBidder = d.bidder
             outcome = d.latency.draw(d.rng, n, self.budget_s)
@@ -79,6 +82,7 @@ class BatchMarket(Market):
                 site_cat=site_cat,
             )
             p_click[:, j] = truth
+            p_conv[:, j] = p_convert_batch(world.truth, users, self.cat_idx[j])
             pctr = truth if b.pctr == "oracle" else np.full(n, b.ctr)
             price = price_batch(b.strategy_, pctr, value_per_click=b.value_per_click, rng=d.rng)
             assert price is not None
@@ -98,11 +102,16 @@ class BatchMarket(Market):
             bids[:, j] = micros
         t.auctions += n
         t.imps += n
-        self._auction_all(bids, floors, p_click, batch)
+        self._auction_all(bids, floors, p_click, p_conv, batch)
         self.deliver_conversions(float(batch.ts[-1]))
 
     def _auction_all(
-        self, bids: np.ndarray, floors: np.ndarray, p_click: np.ndarray, batch: Batch
+        self,
+        bids: np.ndarray,
+        floors: np.ndarray,
+        p_click: np.ndarray,
+        p_conv: np.ndarray,
+        batch: Batch,
     ) -> None:
         n = bids.shape[0]
         rng = self.np_rng
@@ -137,6 +146,7 @@ class BatchMarket(Market):
                 viewed_all,
                 u_click,
                 p_click,
+                p_conv,
                 batch,
             )
             start += stop
@@ -150,6 +160,7 @@ class BatchMarket(Market):
         viewed_all: np.ndarray,
         u_click: np.ndarray,
         p_click: np.ndarray,
+        p_conv: np.ndarray,
         batch: Batch,
     ) -> None:
         m = winners.size
@@ -182,12 +193,21 @@ class BatchMarket(Market):
             tally.impressions += int(seen.sum())
             tally.spend += int(prices[seen].sum())
             if seen.any():
+                self._expect(d, p_click[rows[seen], j], p_conv[rows[seen], j])
                 sums = np.bincount(hours[seen], weights=prices[seen].astype(float))
                 for hour in np.flatnonzero(sums):
                     tally.add_spend(int(hour), round(sums[hour]))
             for k in np.flatnonzero(won & clicked).tolist():
                 tally.clicks += 1
                 self._maybe_convert(d, j, int(rows[k]), batch)
+
+    def _expect(self, d: SimDsp, p_click: np.ndarray, p_conv: np.ndarray) -> None:
+        """The ground truth's expectations over a DSP's seen impressions (metrics.DspTally.exp_*),
+        as on the per-request path."""
+        x = float(np.dot(p_click, p_conv))
+        adv = self.world.advertisers.find([d.bidder.adomain])
+        mean = adv.order_value if adv else DEFAULT_ORDER_VALUE
+        d.tally.add_expected(float(p_click.sum()), x, x * mean)
 
     def _maybe_convert(self, d: SimDsp, j: int, row: int, batch: Batch) -> None:
         truth, rng = self.world.truth, self.np_rng
@@ -210,3 +230,17 @@ class BatchMarket(Market):
         )
         self._seq += 1
         heapq.heappush(self.conversions, (c.ts, self._seq, c))
+
+
+def p_convert_batch(truth: GroundTruth, users: np.ndarray, ad_cat: int) -> np.ndarray:
+    """P(conversion | click) of an ad of category ``ad_cat`` for each of ``users`` (population
+    indexes): :meth:`GroundTruth.p_convert` vectorised over the intent as of the book's last
+    ``advance``, as :meth:`GroundTruth.p_click_batch` reads it (no pair is settled)."""
+    if ad_cat < 0:
+        return np.zeros(users.size)
+    s = truth.settings
+    hit = truth.population.seg_cat[users] == ad_cat
+    state = truth.intent.state[users, hit.argmax(axis=1)]
+    cvr = np.zeros(4)
+    cvr[DORMANT], cvr[RESEARCHING] = s.cvr_dormant, s.cvr_researching  # bought: 0
+    return np.where(hit.any(axis=1), cvr[state], 0.0)

@@ -9,13 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gavel.sim.report import fmt
+from gavel.sim.report import fmt, verdict
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;
 text-align:right}th{background:#f0f0f0}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}"""
 _VARIANT_COLS = ("variant", "dsp", "runs", "auctions", "bids", "wins", "win_rate", "impressions",
-                 "clicks", "conversions", "spend", "cpm", "ctr", "ecpc", "cpa", "roi", "timeouts")  # fmt: skip
+                 "clicks", "conversions", "spend", "cpm", "ctr", "ecpc", "cpa", "roi", "timeouts",
+                 "exp_clicks", "exp_conversions", "exp_cpa", "exp_roi")  # fmt: skip
+_COMPARE_COLS = ("variant", "baseline", "figure", "runs", "value", "baseline_value", "diff",
+                 "change", "separate")  # fmt: skip
 _MARKET_COLS = ("variant", "runs", "auctions", "fill_rate", "avg_clearing_price", "spend",
                 "publisher_revenue", "impressions", "clicks", "conversions", "welfare")  # fmt: skip
 
@@ -44,6 +47,13 @@ def write_html(path: Path, doc: dict[str, Any], images: Sequence[Path], *, note:
         parts.append(f"<p>{html.escape(doc['description'])}</p>")
     if note:
         parts.append(f"<p><em>{html.escape(note)}</em></p>")
+    comps = doc.get("comparisons") or []
+    if comps:
+        key = comps[0]["figure"]
+        parts.append(f"<h2>Answer: {html.escape(key)}, paired by seed</h2><ul>")
+        parts.extend(f"<li>{html.escape(verdict(c))}</li>" for c in comps if c["figure"] == key)
+        parts.append("</ul><h3>Each pair of variants (same seed, same world)</h3>")
+        parts.append(_table(comps, _COMPARE_COLS))
     parts.append("<h2>Market</h2>" + _table(doc["market"], _MARKET_COLS))
     parts.append("<h2>Per variant and DSP (mean ± 95% CI over seeds)</h2>")
     parts.append(_table(doc["variants"], _VARIANT_COLS))

@@ -20,6 +20,11 @@ BIN_CPM = 0.25
 MAX_CPM = 15.0
 N_BINS = int(MAX_CPM / BIN_CPM) + 1
 HOUR_S = 3600.0
+#: The figures of :meth:`DspTally.figures` that the reports aggregate, in column order.
+DSP_FIELDS = ("auctions", "bids", "timeouts", "errors", "wins", "win_rate", "impressions",
+              "clicks", "conversions", "spend", "won_cost", "cpm", "ctr", "ecpc", "cpa",
+              "conversion_value", "roi", "click_value", "exp_clicks", "exp_conversions", "exp_cpc",
+              "exp_cpa", "exp_roi")  # fmt: skip
 
 
 def bins_of(price_micros: np.ndarray) -> np.ndarray:
@@ -46,10 +51,23 @@ class DspTally:
     clicks: int = 0
     conversions: int = 0
     conversion_value: float = 0.0
+    #: The ground truth's expectations over this DSP's seen impressions (the simulator knows
+    #: P(click | seen) and P(conversion | click) of each): sum of P(click), of P(click) *
+    #: P(conversion), and of that times the advertiser's mean order value. Far less noisy than
+    #: the realised clicks and conversions, which are rare. None outside the simulator.
+    exp_clicks: float | None = None
+    exp_conversions: float | None = None
+    exp_value: float | None = None
     bid_hist: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, np.int64))
     win_hist: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, np.int64))
     price_hist: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, np.int64))
     spend_by_hour: dict[int, int] = field(default_factory=dict)
+
+    def add_expected(self, clicks: float, conversions: float, value: float) -> None:
+        """Add to the ground truth's expectations (None so far counts as 0)."""
+        self.exp_clicks = (self.exp_clicks or 0.0) + clicks
+        self.exp_conversions = (self.exp_conversions or 0.0) + conversions
+        self.exp_value = (self.exp_value or 0.0) + value
 
     def add_spend(self, hour: int, micros: int) -> None:
         self.spend_by_hour[hour] = self.spend_by_hour.get(hour, 0) + micros
@@ -77,6 +95,11 @@ class DspTally:
             "conversion_value": self.conversion_value,
             "roi": _ratio(self.conversion_value - spend, spend),
             "click_value": value,
+            "exp_clicks": self.exp_clicks,
+            "exp_conversions": self.exp_conversions,
+            "exp_cpc": _ratio(spend, self.exp_clicks or 0.0),
+            "exp_cpa": _ratio(spend, self.exp_conversions or 0.0),
+            "exp_roi": None if self.exp_value is None else _ratio(self.exp_value - spend, spend),
         }
 
 

@@ -16,11 +16,9 @@ from typing import Any
 
 import orjson
 
+from gavel.sim.metrics import DSP_FIELDS
 from gavel.sim.runner import RunResult
 
-DSP_FIELDS = ("auctions", "bids", "timeouts", "errors", "wins", "win_rate", "impressions",
-              "clicks", "conversions", "spend", "won_cost", "cpm", "ctr", "ecpc", "cpa",
-              "conversion_value", "roi", "click_value")  # fmt: skip
 MARKET_FIELDS = ("auctions", "imps", "filled", "fill_rate", "avg_clearing_price", "spend",
                  "publisher_revenue", "exchange_fee", "impressions", "clicks", "conversions",
                  "welfare")  # fmt: skip
@@ -91,6 +89,69 @@ def aggregate(
     return out
 
 
+def comparisons(
+    rows: Sequence[dict[str, Any]], *, focus: str, fields: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Each pair of variants (a later one against an earlier one, in file order), for DSP
+    ``focus``, paired by seed.
+
+    Runs of the same seed share their world and traffic, so the seed-to-seed variation of a
+    figure (one world has more shoe shoppers than another) is common to the variants: the paired
+    difference ``variant - baseline`` has a far tighter interval than either variant's mean. Per
+    figure: both means with their 95% CIs, the mean paired difference and relative change
+    (``variant / baseline - 1``) with theirs, over the seeds where both have the figure;
+    ``separate`` says whether the difference's interval excludes 0, ``overlap`` whether the two
+    variants' own intervals overlap.
+    """
+    by_run = {(r["variant"], r["seed"]): r for r in rows if r["dsp"] == focus}
+    labels = list(dict.fromkeys(r["variant"] for r in rows))
+    out: list[dict[str, Any]] = []
+    if len(labels) < 2:
+        return out
+    seeds = sorted({seed for _, seed in by_run})
+    pairs_of_labels = [(a, b) for i, b in enumerate(labels) for a in labels[i + 1 :]]
+    for label, first in sorted(pairs_of_labels, key=lambda p: labels.index(p[1])):
+        for f in fields:
+            pairs = [(by_run[(label, s)][f], by_run[(first, s)][f]) for s in seeds
+                     if (label, s) in by_run and (first, s) in by_run]  # fmt: skip
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            value, value_ci = mean_ci([a for a, _ in pairs])
+            base, base_ci = mean_ci([b for _, b in pairs])
+            diff, diff_ci = mean_ci([a - b for a, b in pairs])
+            change, change_ci = mean_ci([a / b - 1 for a, b in pairs if b])
+            separate = None if diff is None or diff_ci is None else abs(diff) > diff_ci
+            overlap = None
+            if None not in (value, value_ci, base, base_ci):
+                overlap = abs(value - base) <= value_ci + base_ci  # type: ignore[operator]
+            out.append({"variant": label, "baseline": first, "dsp": focus, "figure": f,
+                        "runs": len(pairs), "value": value, "value_ci": value_ci,
+                        "baseline_value": base, "baseline_value_ci": base_ci, "diff": diff,
+                        "diff_ci": diff_ci, "change": change, "change_ci": change_ci,
+                        "separate": separate, "overlap": overlap})  # fmt: skip
+    return out
+
+
+def verdict(c: dict[str, Any]) -> str:
+    """One comparison (a row of :func:`comparisons`) in a sentence."""
+    f, n = c["figure"], c["runs"]
+    head = (f"{c['variant']} vs {c['baseline']}, {c['dsp']}'s {f}: {fmt(c['value'])} vs "
+            f"{fmt(c['baseline_value'])} (means of {n} seeds)")  # fmt: skip
+    if c["separate"] is None:
+        return f"{head}; too few seeds for an interval (use --runs 3 or more)."
+    change = ""
+    if c["change"] is not None and c["change_ci"] is not None:
+        change = f" ({100 * c['change']:+.0f}% ± {100 * c['change_ci']:.0f}%)"
+    diff = f"the paired difference is {fmt(c['diff'])} ± {fmt(c['diff_ci'])}{change}"
+    if not c["separate"]:
+        return (f"{head}; {diff}: its 95% interval includes 0, so at {n} seeds this does NOT "
+                f"tell the variants apart (more --runs, users or days would).")  # fmt: skip
+    why = ""
+    if c["overlap"]:
+        why = (" The variants' own intervals overlap: they include the differences between the"
+               " seeds' worlds, which the paired difference (same seed, same world) removes.")  # fmt: skip
+    return f"{head}; {diff}: its 95% interval excludes 0, a clear difference.{why}"
+
+
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         path.write_text("")
@@ -120,27 +181,42 @@ def write_json(path: Path, obj: Any) -> None:
     )
 
 
-def tables(results: Sequence[RunResult]) -> dict[str, list[dict[str, Any]]]:
+def tables(
+    results: Sequence[RunResult], *, focus: str = "", compare: Sequence[str] = ()
+) -> dict[str, list[dict[str, Any]]]:
     runs = run_rows(results)
     market = market_rows(results)
-    return {
+    out = {
         "runs": runs,
         "market_runs": market,
         "variants": aggregate(runs, ("variant", "dsp"), DSP_FIELDS),
         "market": aggregate(market, ("variant",), MARKET_FIELDS),
     }
+    if compare:
+        out["comparisons"] = comparisons(runs, focus=focus, fields=compare)
+    return out
 
 
 def write_results(
-    out: Path, name: str, description: str, results: Sequence[RunResult]
+    out: Path,
+    name: str,
+    description: str,
+    results: Sequence[RunResult],
+    *,
+    focus: str = "",
+    compare: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """runs.csv, variants.csv, market.csv, market_runs.csv and results.json (with the series)."""
+    """runs.csv, variants.csv, market.csv, market_runs.csv, results.json (with the series) and,
+    when ``compare`` names figures, comparisons.csv (each variant against the first, paired by
+    seed, for the ``focus`` DSP)."""
     out.mkdir(parents=True, exist_ok=True)
-    t = tables(results)
+    t = tables(results, focus=focus, compare=compare)
     write_csv(out / "runs.csv", t["runs"])
     write_csv(out / "market_runs.csv", t["market_runs"])
     write_csv(out / "variants.csv", t["variants"])
     write_csv(out / "market.csv", t["market"])
+    if "comparisons" in t:
+        write_csv(out / "comparisons.csv", t["comparisons"])
     series = [{"variant": r.label, "seed": r.seed, **r.market.series()} for r in results]
     doc = {"experiment": name, "description": description, **t, "series": series}
     write_json(out / "results.json", doc)

@@ -138,7 +138,13 @@ def make_dsp(
         name=entry.name,
         bidder=bidder,
         latency=LatencyModel(entry.latency),
-        tally=DspTally(name=entry.name, value_per_click=entry.value_per_click),
+        tally=DspTally(
+            name=entry.name,
+            value_per_click=entry.value_per_click,
+            exp_clicks=0.0,  # the simulator knows the ground truth
+            exp_conversions=0.0,
+            exp_value=0.0,
+        ),
         rng=np.random.default_rng([seed, index, 0x1A7]),
     )
 

@@ -63,13 +63,19 @@ class Renderer:
         self.rng = np.random.default_rng([seed, 0x52454E44])  # its own stream of the seed
         self.click_rate = click_rate
         self.view_rate = view_rate
+        # the catalog's per-slot constants as Python ints (numpy scalar indexing is slow per ad)
+        cat = world.catalog
+        self._slot_pos = cat.slot_pos.tolist()
+        self._slot_w = cat.slot_w.tolist()
+        self._slot_h = cat.slot_h.tolist()
+        self._slot_site_cat = cat.site_cat[cat.slot_site].tolist()
 
     def render(self, *, user: int, slot: int, ts: float, answer: Mapping[str, Any]) -> Outcome:
         """The outcome of showing ``answer`` (a /ad answer) in catalog slot ``slot`` to ``user``
         at simulated time ``ts``."""
         world = self.world
-        truth, cat = world.truth, world.catalog
-        pos = int(cat.slot_pos[slot])
+        truth = world.truth
+        pos = self._slot_pos[slot]
         p_view = self.view_rate if self.view_rate is not None else truth.viewability(pos)
         rng = self.rng
         if rng.random() >= p_view:
@@ -78,8 +84,8 @@ class Renderer:
         cats = [c for c in answer.get("cat") or () if isinstance(c, str)]
         ad_cat = world.advertisers.category_of(adomain, cats)
         campaign = campaign_key(adomain, answer.get("crid"))
-        w = answer.get("w") or int(cat.slot_w[slot])
-        h = answer.get("h") or int(cat.slot_h[slot])
+        w = answer.get("w") or self._slot_w[slot]
+        h = answer.get("h") or self._slot_h[slot]
         if self.click_rate is not None:
             p = self.click_rate
         else:
@@ -90,7 +96,7 @@ class Renderer:
                 pos=pos,
                 ad_cat=ad_cat,
                 t=ts,
-                site_cat=int(cat.site_cat[cat.slot_site[slot]]),
+                site_cat=self._slot_site_cat[slot],
                 campaign=campaign,
             )
         truth.exposures.record(user, campaign, ts)

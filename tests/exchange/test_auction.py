@@ -400,3 +400,35 @@ def test_property_deals(
     for b in bids:
         if b.dealid is None and private:
             assert lost[b.id] == loss.NOT_ALLOWED_IN_PMP
+
+
+def _winner_before(pool: Sequence[Bid], rng: random.Random) -> tuple[Bid, int | None]:
+    """The tie-break as written before issue 5's rewrite of ``_top_two`` (a stable sort by price,
+    then ``rng.randrange(n_tied)``): which tied bid wins must not change for a given seed."""
+    if len(pool) == 1:
+        return pool[0], None
+    ranked = sorted(pool, key=lambda b: b.price_micros, reverse=True)
+    top = ranked[0].price_micros
+    n_tied = 1
+    while n_tied < len(ranked) and ranked[n_tied].price_micros == top:
+        n_tied += 1
+    if n_tied > 1:
+        k = rng.randrange(n_tied)
+        ranked[0], ranked[k] = ranked[k], ranked[0]
+    return ranked[0], ranked[1].price_micros
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    prices=st.lists(st.sampled_from([1, 2, 3]).map(lambda n: n * M), min_size=1, max_size=8),
+    seed=st.integers(0, 2**32),
+)
+def test_tie_break_picks_the_same_bid_as_before(prices: list[int], seed: int) -> None:
+    bids = [make_bid(p, f"b{i}") for i, p in enumerate(prices)]
+    rng_new, rng_old = random.Random(seed), random.Random(seed)
+    r = run_auction(make_imp(), bids, rng=rng_new)
+    winner, second = _winner_before(bids, rng_old)
+    assert r.winner is winner
+    expected = min((second if second is not None else 0) + INC, winner.price_micros)
+    assert r.price_micros == expected
+    assert rng_new.random() == rng_old.random()  # the RNG was drawn exactly as often
