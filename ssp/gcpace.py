@@ -12,9 +12,11 @@ generation every ``interval_s``, the middle one every ``gen1_every``-th time, ev
 ``gen2_every``-th. Before each collection it asks ``next_deadline()`` (the earliest cutoff of the
 auctions still waiting) and waits for a gap: it collects only when the pause it expects (the
 longest of the last few of that generation) ends no later than ``slack_s`` after that cutoff. A
-collection put off for ``max_defer_s`` (by default one interval) runs regardless: the longer a
-collection waits, the more young objects it has to walk, so waiting long for a gap would only
-make a longer pause (measured: put off for seconds on a saturated machine, one took 83 ms).
+young collection put off for ``max_defer_s`` (by default one interval) runs regardless: the longer
+it waits, the more young objects it has to walk, so waiting long for a gap would only make a
+longer pause (measured: put off for seconds on a saturated machine, one took 83 ms). A middle or
+full collection, the longer pause and the rarer gap, waits up to ``max_older_defer_s`` (3 s) while
+the young collections go on, then runs regardless.
 ``gc.enable()`` again on :meth:`stop`.
 """
 
@@ -40,12 +42,13 @@ class GcPacer:
         slack_s: float = 0.002,
         poll_s: float = 0.005,
         max_defer_s: float | None = None,
+        max_older_defer_s: float = 3.0,
     ) -> None:
         if interval_s <= 0 or gen1_every < 1 or gen2_every < gen1_every:
             raise ValueError("interval_s > 0 and 1 <= gen1_every <= gen2_every")
         if max_defer_s is None:
             max_defer_s = interval_s
-        if poll_s <= 0 or slack_s < 0 or max_defer_s < 0:
+        if poll_s <= 0 or slack_s < 0 or max_defer_s < 0 or max_older_defer_s < 0:
             raise ValueError("poll_s > 0, slack_s >= 0 and max_defer_s >= 0")
         self.interval_s = interval_s
         self.gen1_every = gen1_every
@@ -54,6 +57,7 @@ class GcPacer:
         self.slack_s = slack_s
         self.poll_s = poll_s
         self.max_defer_s = max_defer_s
+        self.max_older_defer_s = max_older_defer_s
         #: Collections run, by generation; of those, how many ran late regardless of a cutoff.
         self.collections = [0, 0, 0]
         self.forced = 0
@@ -65,7 +69,9 @@ class GcPacer:
         self.max_pause_cpu_s = 0.0
         self.total_pause_s = 0.0
         self._recent: list[deque[float]] = [deque(maxlen=8) for _ in range(3)]
-        self._count = 0  # collections run: which generation is due next
+        self._count = 0  # turns taken in the schedule: which generation is due next
+        self._older: int | None = None  # a middle or full collection waiting for its gap
+        self._older_since = 0.0
         self._due = 0.0
         self._was_enabled = True
         self._task: asyncio.Task[None] | None = None
@@ -109,7 +115,6 @@ class GcPacer:
         t0, c0 = time.perf_counter(), time.thread_time()
         gc.collect(generation)
         pause = time.perf_counter() - t0
-        self._count += 1
         self.collections[generation] += 1
         self._recent[generation].append(pause)
         self.total_pause_s += pause
@@ -119,15 +124,40 @@ class GcPacer:
         return pause
 
     def poll(self, now: float) -> int | None:
-        """Collect if one is due and fits (or is overdue); the generation collected, or None."""
+        """Collect if one is due and fits (or is overdue); the generation collected, or None.
+
+        A middle or full collection that does not fit when its turn comes waits for its gap on its
+        own, up to ``max_older_defer_s``, while the young collections go on at their pace: it is
+        the longer pause, so the harder gap to find, and waiting costs little while the young
+        generation stays small.
+        """
+        older = self._older
+        if older is not None:
+            fits = self.fits(older, now)
+            if fits or now - self._older_since >= self.max_older_defer_s:
+                self.forced += not fits
+                self._older = None
+                return self._collect_at(older, now)
         if now < self._due:
             return None
         generation = self.due_generation()
-        if not self.fits(generation, now):
-            if now - self._due < self.max_defer_s:
-                self.deferred += 1
-                return None
-            self.forced += 1
+        if generation > (older or 0) and self.fits(generation, now):
+            self._count += 1
+            self._older = None  # a fuller collection does the waiting one's work too
+            return self._collect_at(generation, now)
+        fits = self.fits(0, now)
+        if not fits and now - self._due < self.max_defer_s:
+            self.deferred += 1
+            return None
+        self.forced += not fits
+        self._count += 1
+        if generation > (older or 0):
+            self._older = generation
+            if older is None:
+                self._older_since = now
+        return self._collect_at(0, now)
+
+    def _collect_at(self, generation: int, now: float) -> int:
         self.collect(generation)
         self._due = now + self.interval_s
         return generation

@@ -16,14 +16,35 @@ from tests.conftest import StartDsp, StartSsp, bid_request, eventually, stats
 
 def test_collections_go_young_then_middle_then_everything() -> None:
     pacer = GcPacer(interval_s=1, gen1_every=3, gen2_every=6)
-    order = []
-    for _ in range(12):
-        generation = pacer.due_generation()
-        pacer.collect(generation)
-        order.append(generation)
+    pacer._due = 0.0
+    order = [pacer.poll(float(t)) for t in range(1, 13)]
     assert order == [0, 0, 1, 0, 0, 2, 0, 0, 1, 0, 0, 2]
     assert pacer.collections == [8, 2, 2]
     assert pacer.max_pause_s > 0 and pacer.total_pause_s >= pacer.max_pause_s
+
+
+def test_a_middle_collection_waits_for_its_gap_while_young_ones_go_on() -> None:
+    cutoff: list[float | None] = [None]
+    pacer = GcPacer(
+        interval_s=0.1, gen1_every=2, next_deadline=lambda: cutoff[0], max_older_defer_s=1
+    )
+    pacer._recent[0].append(0.001)  # young collections: 1 ms; middle ones: 15 ms
+    pacer._recent[1].append(0.015)
+    pacer._due = 0.0
+    assert pacer.poll(10.0) == 0
+    cutoff[0] = 10.1 + 0.005  # the middle one's turn, a cutoff in 5 ms: only a young one fits
+    assert pacer.poll(10.1) == 0 and pacer._older == 1
+    assert pacer.poll(10.12) is None  # no gap yet, and no young one due
+    cutoff[0] = 10.2 + 0.005
+    assert pacer.poll(10.2) == 0  # young ones keep their pace meanwhile
+    cutoff[0] = 10.25 + 0.02  # a 20 ms gap: the middle collection takes it
+    assert pacer.poll(10.25) == 1 and pacer._older is None and pacer.forced == 0
+    cutoff[0] = 20.0 + 0.001
+    pacer._due = 20.0
+    pacer._count = 1  # the next turn is a middle collection's again
+    assert pacer.poll(20.0) == 0 and pacer._older == 1  # parked again
+    cutoff[0] = 21.0 + 0.001
+    assert pacer.poll(21.0) == 1 and pacer.forced >= 1  # waited max_older_defer_s: runs anyway
 
 
 def test_a_collection_waits_for_a_gap_between_cutoffs_but_not_forever() -> None:
