@@ -8,10 +8,10 @@ waited until their cutoff answer later than the margin allows, a fixed margin ma
 past ``tmax``.
 
 An :class:`AdaptiveMargin` watches how late those auctions finish after their cutoff (their
-*overshoot*) and keeps the margin at the chosen quantile of the recent overshoots (99% of the last
-1,024 by default), never below the configured floor nor above the cap. A quiet exchange keeps the
-floor (5 ms); a busy one gives bidders a few milliseconds less and answers on time. Pure logic:
-the caller measures the times.
+*overshoot*) and keeps the margin at the chosen quantile of the recent overshoots (99.9% of the last
+1,024 by default: all but the longest one, since the deadline is meant to be hard), never below
+the configured floor nor above the cap. A quiet exchange keeps the floor (5 ms); a busy one gives
+bidders a few milliseconds less and answers on time. Pure logic: the caller measures the times.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class AdaptiveMargin:
         *,
         floor_s: float,
         cap_s: float,
-        quantile: float = 0.99,
+        quantile: float = 0.999,
         window: int = 1024,
         every: int = 64,
     ) -> None:

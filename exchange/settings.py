@@ -11,7 +11,7 @@ class ExchangeSettings:
     tmax_ms: int = 100
     #: Kept back from the deadline for the exchange's own work (auction, answer); bidders get the rest.
     margin_ms: float = 5.0
-    #: Under load the margin grows, up to this, to the 99th percentile of how late the auctions
+    #: Under load the margin grows, up to this, to the 99.9th percentile of how late the auctions
     #: that waited until their cutoff finished after it (exchange/margin.py); <= margin_ms: fixed.
     margin_max_ms: float = 15.0
     currency: str = "USD"

@@ -1,11 +1,11 @@
 """Won imps waiting for their impression and click beacons, bounded in size and age.
 
 A win keeps only what its beacons need (ids, URLs, the price; no markup, no raw dict), packed in
-one flat tuple of strings and numbers. Such a tuple is a leaf for Python's cyclic garbage
-collector: the first young collection that sees it stops tracking it, so the book's hundred
-thousand wins never reach the older generations, whose collections would otherwise walk every
-one of them and stop the event loop for tens to hundreds of milliseconds (measured: benchmark 3
-in bench/RESULTS.md). :meth:`WinBook.get`, :meth:`~WinBook.bill` and :meth:`~WinBook.click`
+one flat tuple of strings and numbers (and the bid's ``adomain``/``cat`` tuples of strings).
+Python's cyclic garbage collector stops tracking such a tuple once a collection has seen it (a
+nested one may take a second), so the book's hundred thousand wins stay out of the older
+generations, whose collections would otherwise walk every one of them and stop the event loop
+for tens to hundreds of milliseconds (benchmark 3 in bench/RESULTS.md). :meth:`WinBook.get`, :meth:`~WinBook.bill` and :meth:`~WinBook.click`
 return a :class:`Win` built from the packed tuple: a copy, so the book changes only through them.
 """
 

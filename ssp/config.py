@@ -28,7 +28,7 @@ class SspSettings:
     #: Run ``gc.freeze()`` after start-up (fewer long collections on the hot path).
     gc_freeze: bool = True
     #: Collect garbage on a clock (ssp/gcpace.py): the young generation every this many ms, the
-    #: middle one every 10th time, all of it every 600th; automatic collection is off. 0 = leave
+    #: middle one every 10th time, all of it every 6,000th; automatic collection is off. 0 = leave
     #: it to Python (with ``gc_threshold``). Bounds each pause to what is in flight.
     gc_interval_ms: float = 100.0
     #: With ``gc_interval_ms = 0``: the generation-0 threshold (Python's default: 700; 0 = leave

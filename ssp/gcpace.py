@@ -37,7 +37,7 @@ class GcPacer:
         *,
         interval_s: float = 0.1,
         gen1_every: int = 10,
-        gen2_every: int = 600,
+        gen2_every: int = 6000,
         next_deadline: Callable[[], float | None] | None = None,
         slack_s: float = 0.002,
         poll_s: float = 0.005,

@@ -15,7 +15,7 @@ def test_a_punctual_exchange_keeps_the_floor() -> None:
     assert m.current == 0.005
 
 
-def test_the_margin_follows_the_99th_percentile_of_overshoots_up_to_the_cap() -> None:
+def test_the_margin_follows_a_high_quantile_of_overshoots_up_to_the_cap() -> None:
     m = AdaptiveMargin(floor_s=0.005, cap_s=0.015, window=1000, every=100)
     for i in range(1000):
         m.observe(0.008 if i % 50 == 0 else 0.001)  # 2% of auctions finish 8 ms late
