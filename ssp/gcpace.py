@@ -49,7 +49,7 @@ class GcPacer:
         if max_defer_s is None:
             max_defer_s = interval_s
         if poll_s <= 0 or slack_s < 0 or max_defer_s < 0 or max_older_defer_s < 0:
-            raise ValueError("poll_s > 0, slack_s >= 0 and max_defer_s >= 0")
+            raise ValueError("poll_s > 0; slack_s, max_defer_s and max_older_defer_s >= 0")
         self.interval_s = interval_s
         self.gen1_every = gen1_every
         self.gen2_every = gen2_every
