@@ -18,7 +18,6 @@ auctions/s over the baseline's requests/s (1.0 = as fast as bare aiohttp).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import orjson
 
 from bench.cpu import bench_cpu
-from bench.procs import Processes, ServerFailed
+from bench.procs import Processes, ServerFailed, exit_on_sigterm
 from bench.report import machine, render
 from bench.request import sample_request
 from bench.runs import Options, compare, run_baseline, run_ssp
@@ -84,10 +83,6 @@ def bench_http(procs: Processes, body: Path, opts: Options, progress: Progress) 
         opts.repeats,
         progress,
     )
-
-
-def _exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "client": opts.client,
         },
     }
-    signal.signal(signal.SIGTERM, _exit)  # so that the finally below stops the servers
+    exit_on_sigterm()  # so that the finally below stops the servers
     procs = Processes()
     with tempfile.TemporaryDirectory(prefix="gavel-bench-") as tmp:
         body = Path(tmp) / "bid_request.json"

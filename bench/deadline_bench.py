@@ -27,7 +27,6 @@ target is missed at either load, 0 when met, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from bench.procs import (
     Server,
     ServerFailed,
     cpu_seconds,
+    exit_on_sigterm,
     get,
     get_json,
     niced,
@@ -435,10 +435,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -467,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "saturation": {},
         "runs": [],
     }
-    signal.signal(signal.SIGTERM, _exit)
+    exit_on_sigterm()  # so that the finally below stops the servers
     procs = Processes()
     extra = ["--tmax-ms", str(args.tmax_ms), *args.ssp_arg]
     with tempfile.TemporaryDirectory(prefix="gavel-deadline-") as tmp:

@@ -38,7 +38,7 @@ from bench.load_profile import (
     load_profile,
     world_path,
 )
-from bench.procs import Processes, ServerFailed, get_json, niced
+from bench.procs import Processes, ServerFailed, exit_on_sigterm, get_json, niced
 from exchange.config import ConfigError
 from gavel.config import DspSpec, World, load_world
 from gavel.run import dsp_command
@@ -334,10 +334,6 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -355,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     prefix = results / name
-    signal.signal(signal.SIGTERM, _exit)  # so that the finally below stops the servers
+    exit_on_sigterm()  # so that the finally below stops the servers
     procs = Processes()
     try:
         if args.host:

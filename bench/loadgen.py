@@ -481,32 +481,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.rate <= 0 or args.max_connections < 1 or args.client != "raw":
             print("loadgen: --rate must be > 0, with the raw client", file=sys.stderr)
             return 2
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            result = runner.run(
-                run_open_loop(
-                    args.url,
-                    body,
-                    rate=args.rate,
-                    duration=args.duration,
-                    warmup=args.warmup,
-                    max_connections=args.max_connections,
-                    drain=args.drain,
-                )
-            )
-        sys.stdout.write(orjson.dumps(result).decode() + "\n")
-        return 0
-
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        result = runner.run(
-            run_load(
-                args.url,
-                body,
-                concurrency=args.concurrency,
-                duration=args.duration,
-                warmup=args.warmup,
-                client=args.client,
-            )
+        load = run_open_loop(
+            args.url,
+            body,
+            rate=args.rate,
+            duration=args.duration,
+            warmup=args.warmup,
+            max_connections=args.max_connections,
+            drain=args.drain,
         )
+    else:
+        load = run_load(
+            args.url,
+            body,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            warmup=args.warmup,
+            client=args.client,
+        )
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        result = runner.run(load)
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +57,15 @@ def niced(nice: int) -> Callable[[], None] | None:
         os.nice(nice)
 
     return lower
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise ``SystemExit(143)``, so that a benchmark's ``finally`` stops its servers."""
+    signal.signal(signal.SIGTERM, _raise_exit)
+
+
+def _raise_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def get(url: str, *, timeout: float = 5.0) -> bytes:

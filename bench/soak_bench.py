@@ -20,7 +20,6 @@ the largest and final queue lengths against their bounds (``ssp.notice_queue`` 1
 from __future__ import annotations
 
 import argparse
-import signal
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from typing import Any
 import orjson
 
 from bench.deadline_bench import Progress, loadgen, saturation, start_dsp, start_ssp
-from bench.procs import Processes, Server, ServerFailed, get, get_json
+from bench.procs import Processes, Server, ServerFailed, exit_on_sigterm, get, get_json
 from bench.report import machine
 from bench.request import sample_request
 
@@ -225,10 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.minutes <= 0 or not 0 < args.share <= 1 or args.interval <= 0:
@@ -250,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "share": args.share,
         "warmup_s": warmup_s,
     }
-    signal.signal(signal.SIGTERM, _exit)
+    exit_on_sigterm()  # so that the finally below stops the servers
     procs = Processes()
     with tempfile.TemporaryDirectory(prefix="gavel-soak-") as tmp:
         body = Path(tmp) / "bid_request.json"

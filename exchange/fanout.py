@@ -68,8 +68,10 @@ class FanOut:
         self._tasked = [t for t in self.transports if t not in self._inline]
         self._needs_payload = any(t.kind == "http" for t in self.transports)
         self._late: set[asyncio.Task[Outcome]] = set()
-        # The cutoffs of the auctions waiting for their bidders (a heap; an ended auction's entry
-        # goes when it reaches the top), for whoever must not hold up the loop just before one.
+        #: Keep the cutoffs of the auctions waiting for their bidders, for :meth:`next_cutoff`
+        #: (off by default: a heap push per auction that nobody would read). A heap; an ended
+        #: auction's entry goes when it reaches the top.
+        self.track_cutoffs = False
         self._cutoffs: list[tuple[float, int]] = []
         self._ended: set[int] = set()
         self._seq = itertools.count()
@@ -79,7 +81,8 @@ class FanOut:
         return len(self._late)
 
     def next_cutoff(self) -> float | None:
-        """The earliest cutoff (``time.perf_counter()``) of the auctions still waiting, if any."""
+        """The earliest cutoff (``time.perf_counter()``) of the auctions still waiting, if any
+        (with ``track_cutoffs`` on; None otherwise)."""
         self._forget_ended()
         return self._cutoffs[0][0] if self._cutoffs else None
 
@@ -112,13 +115,16 @@ class FanOut:
         outcomes = [self._call_inline(t, request, start, cutoff) for t in self._inline]
         if not tasks:
             return outcomes
-        key = next(self._seq)
-        self._forget_ended()
-        heapq.heappush(self._cutoffs, (cutoff, key))
+        key = -1
+        if self.track_cutoffs:
+            key = next(self._seq)
+            self._forget_ended()
+            heapq.heappush(self._cutoffs, (cutoff, key))
         try:
             done, _ = await asyncio.wait(tasks, timeout=max(0.0, cutoff - time.perf_counter()))
         finally:
-            self._ended.add(key)
+            if key >= 0:
+                self._ended.add(key)
             box.clear()
         waited = time.perf_counter() - start
         for task, transport in zip(tasks, self._tasked, strict=True):

@@ -141,6 +141,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
     if state.ssp.gc_interval_ms:
+        state.exchange.fanout.track_cutoffs = True  # the pacer collects between them
         state.gc = GcPacer(
             interval_s=state.ssp.gc_interval_ms / 1000,
             next_deadline=state.exchange.fanout.next_cutoff,

@@ -37,6 +37,7 @@ class _Held:
 async def test_next_cutoff_is_the_earliest_of_the_auctions_still_waiting() -> None:
     held = _Held("a")
     fanout = FanOut([held])
+    fanout.track_cutoffs = True
     assert fanout.next_cutoff() is None
     now = time.perf_counter()
     late = asyncio.create_task(fanout.run(REQUEST, cutoff=now + 5.0))
@@ -49,9 +50,20 @@ async def test_next_cutoff_is_the_earliest_of_the_auctions_still_waiting() -> No
     assert not fanout._cutoffs and not fanout._ended  # nothing kept for ended auctions
 
 
+async def test_cutoffs_are_kept_only_when_asked_for() -> None:
+    held = _Held("a")
+    fanout = FanOut([held])
+    waiting = asyncio.create_task(fanout.run(REQUEST, cutoff=time.perf_counter() + 5.0))
+    await asyncio.sleep(0.01)
+    assert fanout.next_cutoff() is None and not fanout._cutoffs  # no heap work per auction
+    held.release.set()
+    await waiting
+
+
 async def test_an_auction_that_times_out_leaves_no_cutoff_behind() -> None:
     held = _Held("slow")
     fanout = FanOut([held])
+    fanout.track_cutoffs = True
     outcomes = await fanout.run(REQUEST, cutoff=time.perf_counter() + 0.02)
     assert [o.result for o in outcomes] == [TIMEOUT]
     assert fanout.next_cutoff() is None
