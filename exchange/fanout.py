@@ -4,6 +4,12 @@ Each call's outcome is one of ``bid``, ``nobid``, ``timeout``, ``error`` or ``in
 reason), with its latency. At the cutoff the auction stops waiting: every outstanding call counts
 as a timeout and its answer, should it come, is discarded.
 
+A transport that can start a call without a coroutine (``start()``, :mod:`exchange.lean_http`) is
+called that way: it reports the call's end through a callback into the auction's :class:`_Gather`,
+and one future per auction (not a task, two coroutines, a context and a future per call) wakes the
+auction when the last call has ended or the cutoff timer fires. Other transports (aiohttp's, async
+in-process bidders) run as tasks that report into the same gather.
+
 What happens to a late HTTP call depends on ``late_calls``. ``"cancel"`` cancels it at once, which
 closes its keep-alive connection. ``"drain"`` (the default) lets it finish in the background, bounded
 by the transport's hard timeout and by ``max_late`` calls at once (past that it is cancelled): under
@@ -21,18 +27,21 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from exchange.bids import Bid, Dropped, parse_bid_response
 from exchange.errors import InvalidResponse
 from exchange.openrtb import BidRequest
-from exchange.transport import BidderError, Transport
+from exchange.transport import BidderError, CallHandle, Reply, StartableTransport, Transport
 
 log = logging.getLogger(__name__)
 
 BID, NOBID, TIMEOUT, ERROR, INVALID = "bid", "nobid", "timeout", "error", "invalid"
+
+_WAITING = object()  # a call's slot in a gather before it ends
+_LATE = object()  # a started call the auction stopped waiting for, left to drain
 
 
 @dataclass(slots=True)
@@ -65,9 +74,13 @@ class FanOut:
         self.late_calls = late_calls
         self.max_late = max_late
         self._inline = [t for t in self.transports if t.kind == "inprocess" and not t.is_async]
-        self._tasked = [t for t in self.transports if t not in self._inline]
+        #: The rest, in order (a gather's slots): each called with ``start()`` when it has one (no
+        #: task per call), else as a task.
+        self._async = [t for t in self.transports if t not in self._inline]
+        self._starts = [callable(getattr(t, "start", None)) for t in self._async]
         self._needs_payload = any(t.kind == "http" for t in self.transports)
-        self._late: set[asyncio.Task[Outcome]] = set()
+        self._late: set[asyncio.Task[None]] = set()
+        self._late_started = 0  # started calls draining (their gathers count them down)
         #: Keep the cutoffs of the auctions waiting for their bidders, for :meth:`next_cutoff`
         #: (off by default: a heap push per auction that nobody would read). A heap; an ended
         #: auction's entry goes when it reaches the top.
@@ -78,7 +91,7 @@ class FanOut:
 
     @property
     def late_in_flight(self) -> int:
-        return len(self._late)
+        return len(self._late) + self._late_started
 
     def next_cutoff(self) -> float | None:
         """The earliest cutoff (``time.perf_counter()``) of the auctions still waiting, if any
@@ -105,46 +118,75 @@ class FanOut:
         payload = b""
         if self._needs_payload:
             payload = orjson.dumps({**request.raw, "tmax": tmax_ms})
-        # The tasks reach the request through this box, emptied when the auction stops waiting:
+        outcomes = [self._call_inline(t, request, start, cutoff) for t in self._inline]
+        if not self._async:
+            return outcomes
+        gather = _Gather(self, len(self._async), loop.create_future(), start)
+        # A task reaches the request through this box, emptied when the auction stops waiting:
         # a late call draining in the background (up to late_grace_ms) then holds its connection,
         # not the whole parsed request (its dicts, lists and views: objects for the GC to walk).
         box = [request]
-        tasks = [
-            loop.create_task(self._call(t, box, payload, tmax_ms, start)) for t in self._tasked
+        calls: list[CallHandle | asyncio.Task[None] | None] = [
+            cast(StartableTransport, t).start(payload, gather, i)
+            if starts
+            else loop.create_task(self._call(t, box, payload, tmax_ms, gather, i))
+            for i, (t, starts) in enumerate(zip(self._async, self._starts, strict=True))
         ]
-        outcomes = [self._call_inline(t, request, start, cutoff) for t in self._inline]
-        if not tasks:
-            return outcomes
         key = -1
         if self.track_cutoffs:
             key = next(self._seq)
             self._forget_ended()
             heapq.heappush(self._cutoffs, (cutoff, key))
+        timer = None
         try:
-            done, _ = await asyncio.wait(tasks, timeout=max(0.0, cutoff - time.perf_counter()))
+            if gather.left:
+                timer = loop.call_later(
+                    max(0.0, cutoff - time.perf_counter()), _wake, gather.waiter
+                )
+                await gather.waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             if key >= 0:
                 self._ended.add(key)
             box.clear()
+            gather.open = False
+            if gather.left:
+                self._let_go(gather, calls)
         waited = time.perf_counter() - start
-        for task, transport in zip(tasks, self._tasked, strict=True):
-            if task in done:
-                outcomes.append(task.result())
-            else:
+        slots, latencies = gather.slots, gather.latencies
+        for i, transport in enumerate(self._async):
+            reply = slots[i]
+            if reply is _WAITING or reply is _LATE:
                 outcomes.append(Outcome(transport.name, TIMEOUT, waited, reason="deadline"))
-                self._let_go(task, transport)
+                continue
+            slots[i] = None  # a gather left to late calls keeps no bodies
+            latency = latencies[i]
+            if isinstance(reply, BidderError):
+                outcomes.append(Outcome(transport.name, ERROR, latency, reason=reply.reason))
+            else:
+                outcomes.append(self._classify(transport.name, request, reply, latency))
         return outcomes
 
-    def _let_go(self, task: asyncio.Task[Outcome], transport: Transport) -> None:
-        if (
-            self.late_calls == "cancel"
-            or transport.kind != "http"
-            or len(self._late) >= self.max_late
-        ):
-            task.cancel()
-            return
-        self._late.add(task)
-        task.add_done_callback(self._late.discard)
+    def _let_go(self, gather: _Gather, calls: list[CallHandle | asyncio.Task[None] | None]) -> None:
+        """The calls still out at the cutoff: drained in the background, or cancelled."""
+        slots = gather.slots
+        drain = self.late_calls == "drain"
+        for i, call in enumerate(calls):
+            if slots[i] is not _WAITING or call is None:
+                continue
+            keep = drain and self.late_in_flight < self.max_late
+            if isinstance(call, asyncio.Task):
+                if keep and self._async[i].kind == "http":
+                    self._late.add(call)
+                    call.add_done_callback(self._late.discard)
+                else:
+                    call.cancel()
+            elif keep:
+                slots[i] = _LATE
+                self._late_started += 1
+            else:
+                call.abort()
 
     async def _call(
         self,
@@ -152,21 +194,18 @@ class FanOut:
         box: list[BidRequest],
         payload: bytes,
         tmax_ms: int,
-        start: float,
-    ) -> Outcome:
+        gather: _Gather,
+        slot: int,
+    ) -> None:
+        reply: Reply | BidderError
         try:
             reply = await transport.call(box[0], payload, tmax_ms)
         except BidderError as exc:
-            return Outcome(transport.name, ERROR, time.perf_counter() - start, reason=exc.reason)
+            reply = BidderError(exc.reason)  # not the raised one: its traceback holds this frame
         except Exception as exc:  # a bidder's own bug must not fail the auction
             log.debug("bidder %s raised", transport.name, exc_info=True)
-            return Outcome(
-                transport.name, ERROR, time.perf_counter() - start, reason=_describe(exc)
-            )
-        latency = time.perf_counter() - start
-        if not box:  # too late: the auction has its outcomes, nobody reads this one
-            return Outcome(transport.name, TIMEOUT, latency, reason="deadline")
-        return self._classify(transport.name, box[0], reply, latency)
+            reply = BidderError(_describe(exc))
+        gather(slot, reply)
 
     def _call_inline(
         self,
@@ -199,6 +238,41 @@ class FanOut:
         if dropped:
             return Outcome(name, INVALID, latency, bids, dropped, reason=dropped[0].reason)
         return Outcome(name, NOBID, latency)
+
+
+class _Gather:
+    """One auction's calls in flight: each reports its end here (``gather(slot, reply)``); the
+    waiter wakes the auction when none is left. Once the auction stops waiting (``open`` false) a
+    late call's report only counts it out of the fan-out's draining calls."""
+
+    __slots__ = ("fanout", "latencies", "left", "open", "slots", "start", "waiter")
+
+    def __init__(self, fanout: FanOut, n: int, waiter: asyncio.Future[None], start: float) -> None:
+        self.fanout = fanout
+        self.slots: list[Any] = [_WAITING] * n
+        self.latencies = [0.0] * n
+        self.left = n
+        self.waiter = waiter
+        self.start = start
+        self.open = True
+
+    def __call__(self, slot: int, reply: Reply | BidderError) -> None:
+        slots = self.slots
+        if self.open:
+            if slots[slot] is _WAITING:
+                slots[slot] = reply
+                self.latencies[slot] = time.perf_counter() - self.start
+                self.left -= 1
+                if not self.left and not self.waiter.done():
+                    self.waiter.set_result(None)
+        elif slots[slot] is _LATE:
+            slots[slot] = None
+            self.fanout._late_started -= 1
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _describe(exc: BaseException) -> str:

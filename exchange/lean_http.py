@@ -7,6 +7,13 @@ httptools, the C parser uvicorn uses; Content-Length or chunked) of at most ``ma
 reuse the connection when the server allows it. No redirects, no cookies, no TLS (``http://`` only:
 DSP endpoints are inside the data centre; use the aiohttp transport for ``https://``).
 
+Two ways in. :meth:`LeanHttpBidder.start` sends a call and reports its end through a callback: no
+task, coroutine or future per call, which is how the fan-out (:mod:`exchange.fanout`) uses it;
+with a hung DSP, each call waiting on it would otherwise keep a task, two coroutines, a context, a
+future and their bound methods alive for up to a second, objects that every garbage collection
+walks. :meth:`LeanHttpBidder.call` is the same as a coroutine, the :class:`~exchange.transport.
+Transport` interface.
+
 A connection carries one request at a time. A call the auction gave up on keeps its connection
 until the answer arrives or ``hard_timeout_s`` passes (then the connection is closed), which keeps
 keep-alive connections alive under overload (see :mod:`exchange.fanout`).
@@ -16,26 +23,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
 
 from exchange.http_bidder import host_of
 from exchange.openrtb import BidRequest
-from exchange.transport import BidderError
+from exchange.transport import BidderError, OnDone, Reply
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection; ``request`` sends a message and awaits the whole answer."""
+    """One keep-alive connection, carrying at most one call at a time.
+
+    A call in progress is ``on_done`` (called once, with ``key`` and the reply or a
+    :class:`BidderError`) and ``timer`` (the hard timeout). The errors are made, never raised: an
+    exception that is never raised has no traceback, so no frame of the caller's is kept alive.
+    """
 
     def __init__(self, owner: LeanHttpBidder) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
         self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
-        # Resolved with (status, body), or with the reason a call failed (a string, not an exception:
-        # an exception's traceback would hold the caller's frame, which holds this future: a cycle
-        # per failed call, for the garbage collector to find while the event loop waits).
-        self.waiter: asyncio.Future[tuple[int, bytes] | str] | None = None
+        self.on_done: OnDone | None = None
+        self.key: Any = None
+        self.timer: asyncio.TimerHandle | None = None
         self.body = bytearray()
         self.limit = 0
         self.closed = False
@@ -57,14 +69,11 @@ class _Connection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.owner.open_connections -= 1
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result("connection closed by the bidder")
+        self._finish(BidderError("connection closed by the bidder"))
         # Break the protocol's links (the parser holds our bound callbacks, the transport holds us)
         # so that a closed connection is freed at once, without a garbage collection.
         self.transport = None
         self.parser = None
-        self.waiter = None
 
     # -- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -86,26 +95,58 @@ class _Connection(asyncio.Protocol):
             self._fail(f"body is over {self.limit} bytes")
 
     def on_message_complete(self) -> None:
-        waiter = self.waiter
         parser = self.parser
-        assert parser is not None
-        self.reusable = parser.should_keep_alive()
-        if waiter is not None and not waiter.done():
-            waiter.set_result((parser.get_status_code(), bytes(self.body)))
+        if self.on_done is None or parser is None:  # nobody asked: not a connection to trust
+            self.close()
+            return
+        status = parser.get_status_code()
+        if parser.should_keep_alive() and not self.closed:
+            self.owner._idle.append(self)
+        else:
+            self.close()
+        reply: Reply | BidderError
+        if status == 200:
+            reply = bytes(self.body)
+        elif status == 204:
+            reply = None
+        else:
+            reply = BidderError(f"HTTP {status}")
+        self._finish(reply)
 
     # -- use ---------------------------------------------------------------------------------
-    def send(self, data: bytes, limit: int) -> asyncio.Future[tuple[int, bytes] | str]:
+    def send(self, data: bytes) -> None:
         assert self.transport is not None
-        self.limit = limit
-        self.reusable = False
-        self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
-        return self.waiter
+
+    def _finish(self, reply: Reply | BidderError) -> None:
+        on_done = self.on_done
+        if on_done is None:
+            return
+        self.on_done = None
+        key, self.key = self.key, None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        on_done(key, reply)
 
     def _fail(self, reason: str) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(reason)
+        self.close()
+        self._finish(BidderError(reason))
+
+    def expire(self) -> None:
+        """The hard timeout: the call ends as an error and the connection closes."""
+        self.timer = None
+        self.close()
+        self._finish(BidderError("no complete answer within the hard timeout"))
+
+    def abort(self) -> None:
+        """Give the call up without a word: its callback is never called; the connection closes
+        (an answer may still be on its way, so it cannot carry another call)."""
+        self.on_done = None
+        self.key = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         self.close()
 
     def close(self) -> None:
@@ -143,6 +184,7 @@ class LeanHttpBidder:
         self.max_connections = max_connections
         self.open_connections = 0
         self._idle: list[_Connection] = []
+        self._connecting: set[asyncio.Task[None]] = set()
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -151,56 +193,75 @@ class LeanHttpBidder:
             "x-openrtb-version: 2.6\r\nConnection: keep-alive\r\nContent-Length: "
         ).encode("latin-1")
 
-    async def call(self, request: BidRequest, payload: bytes, tmax_ms: int) -> bytes | None:
-        del request  # not needed: a late call must not keep the parsed request alive
+    def start(self, payload: bytes, on_done: OnDone, key: Any) -> _Connection | None:
+        """Send one call; ``on_done(key, reply)`` is called once when it ends, with the body
+        (bytes), None for a no-bid, or a :class:`BidderError`: possibly before this returns (all
+        connections busy). Returns the call's connection, whose ``abort()`` gives the call up
+        silently, or None when the call has already ended."""
         loop = asyncio.get_running_loop()
-        conn = await self._acquire(loop)
-        waiter = conn.send(
-            b"%b%d\r\n\r\n%b" % (self._head, len(payload), payload), self.max_response_bytes
-        )
-        timer = loop.call_later(self.hard_timeout_s, _expire, waiter, conn)
-        try:
-            answer = await waiter
-        except asyncio.CancelledError:
-            conn.close()  # an answer may still be on its way: the connection cannot be reused
-            raise
-        finally:
-            timer.cancel()
-            conn.waiter = None
-        if isinstance(answer, str):
-            conn.close()
-            raise BidderError(answer)
-        status, body = answer
-        if conn.reusable and not conn.closed:
-            self._idle.append(conn)
-        else:
-            conn.close()
-        if status == 204:
-            return None
-        if status != 200:
-            raise BidderError(f"HTTP {status}")
-        return body
-
-    async def _acquire(self, loop: asyncio.AbstractEventLoop) -> _Connection:
-        while self._idle:
-            conn = self._idle.pop()
+        data = b"%b%d\r\n\r\n%b" % (self._head, len(payload), payload)
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
             if not conn.closed:
+                self._arm(conn, loop, on_done, key)
+                conn.send(data)
                 return conn
         if self.open_connections >= self.max_connections:
-            raise BidderError(f"all {self.max_connections} connections are busy")
+            on_done(key, BidderError(f"all {self.max_connections} connections are busy"))
+            return None
         self.open_connections += 1
+        conn = _Connection(self)
+        self._arm(conn, loop, on_done, key)
+        task = loop.create_task(self._connect(conn, data))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+        return conn
+
+    def _arm(self, conn: _Connection, loop: Any, on_done: OnDone, key: Any) -> None:
+        conn.limit = self.max_response_bytes
+        conn.on_done = on_done
+        conn.key = key
+        conn.timer = loop.call_later(self.hard_timeout_s, conn.expire)
+
+    async def _connect(self, conn: _Connection, data: bytes) -> None:
         host, port = self.host
+        loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self), host, port), self.hard_timeout_s
+            await asyncio.wait_for(
+                loop.create_connection(lambda: conn, host, port), self.hard_timeout_s
             )
         except (TimeoutError, OSError) as exc:
             self.open_connections -= 1
-            raise BidderError(f"cannot connect: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+            conn.closed = True
+            conn._finish(BidderError(f"cannot connect: {type(exc).__name__}: {exc}".rstrip(": ")))
+            return
         except BaseException:
             self.open_connections -= 1
+            conn.closed = True
+            conn.abort()
             raise
-        return conn
+        if conn.on_done is None:  # given up (or timed out) while connecting
+            conn.close()
+        else:
+            conn.send(data)
+
+    async def call(self, request: BidRequest, payload: bytes, tmax_ms: int) -> Reply:
+        """One call as a coroutine: the body, None for a no-bid; raises :class:`BidderError`."""
+        del request  # not needed: a late call must not keep the parsed request alive
+        waiter = asyncio.get_running_loop().create_future()
+        conn = self.start(payload, _resolve, waiter)
+        try:
+            reply = await waiter
+        except asyncio.CancelledError:
+            if conn is not None:
+                conn.abort()
+            raise
+        if isinstance(reply, BidderError):
+            # A fresh exception: the frame it is raised from holds the future, which holds the
+            # first; raising that one would tie them in a cycle through its traceback.
+            raise BidderError(reply.reason)
+        return reply
 
     async def close(self) -> None:
         for conn in self._idle:
@@ -209,8 +270,6 @@ class LeanHttpBidder:
         await asyncio.sleep(0)
 
 
-def _expire(waiter: asyncio.Future[tuple[int, bytes] | str], conn: _Connection) -> None:
+def _resolve(waiter: asyncio.Future[Any], reply: Reply | BidderError) -> None:
     if not waiter.done():
-        waiter.set_result("no complete answer within the hard timeout")
-    with contextlib.suppress(Exception):
-        conn.close()
+        waiter.set_result(reply)

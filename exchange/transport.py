@@ -8,6 +8,7 @@ an HTTP answer, or the dict an in-process bidder returned. Validation happens in
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from exchange.feedback import AuctionEvent, deliver, listens
@@ -22,15 +23,34 @@ class BidderError(Exception):
         self.reason = reason
 
 
+#: A bidder's raw reply: the body of an HTTP answer, the dict an in-process bidder returned, or
+#: None for a no-bid.
+Reply = bytes | dict[str, Any] | None
+#: How a call started with ``start()`` reports its end: ``on_done(key, reply_or_error)``, once.
+OnDone = Callable[[Any, "Reply | BidderError"], None]
+
+
+class CallHandle(Protocol):
+    def abort(self) -> None:
+        """Give the call up: its ``on_done`` is never called."""
+
+
 class Transport(Protocol):
     name: str
     #: "http" or "inprocess"; sync in-process bidders are called inline, the rest as tasks.
     kind: str
     is_async: bool
 
-    async def call(
-        self, request: BidRequest, payload: bytes, tmax_ms: int
-    ) -> bytes | dict[str, Any] | None: ...
+    async def call(self, request: BidRequest, payload: bytes, tmax_ms: int) -> Reply: ...
+
+
+class StartableTransport(Transport, Protocol):
+    """A transport that can also start a call without a coroutine (:mod:`exchange.lean_http`):
+    ``start`` sends it and returns at once; ``on_done(key, reply_or_error)`` is called once when it
+    ends (possibly before ``start`` returns); the handle (None once ended) aborts it. The fan-out
+    uses this when a transport has it: no task, coroutine or future per call."""
+
+    def start(self, payload: bytes, on_done: OnDone, key: Any) -> CallHandle | None: ...
 
 
 class InProcessBidder:

@@ -1,4 +1,5 @@
-"""The fan-out knows the cutoffs of the auctions still waiting (for the SSP's paced collector)."""
+"""The fan-out: started calls and tasks in one gather, late calls let go, and the cutoffs of the
+auctions still waiting (for the SSP's paced collector)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exchange.fanout import TIMEOUT, FanOut
+from exchange.fanout import BID, NOBID, TIMEOUT, FanOut
+from exchange.http_bidder import HttpBidder
 from exchange.lean_http import LeanHttpBidder
 from exchange.openrtb import BidRequest, parse_bid_request
 from tests.conftest import eventually
@@ -97,3 +101,112 @@ async def test_a_late_http_call_drains_without_holding_the_request(
     release.set()
     await eventually(lambda: fanout.late_in_flight == 0, what="the late call to end")
     await bidder.close()
+
+
+def _dsp_app(release: asyncio.Event) -> web.Application:
+    """A DSP that bids 1.5 on "/bid" and hangs until ``release`` on "/hang"."""
+
+    async def bid(request: web.Request) -> web.Response:
+        body = await request.json()
+        seatbid = [{"bid": [{"id": "b", "impid": "1", "price": 1.5, "adm": "<a/>"}]}]
+        return web.json_response({"id": body["id"], "seatbid": seatbid})
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/bid", bid)
+    app.router.add_post("/hang", hang)
+    return app
+
+
+class _Sync:
+    kind = "inprocess"
+    is_async = False
+    name = "inline"
+
+    def call_sync(self, request: BidRequest) -> Any:
+        return None
+
+
+async def test_started_calls_and_tasks_report_into_one_gather_in_transport_order(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """Lean bidders are started with callbacks (no task per call), aiohttp's and async in-process
+    ones run as tasks: one outcome each, in the transports' order (inline bidders first)."""
+    release = asyncio.Event()
+    server = await aiohttp_server(_dsp_app(release))
+    url = str(server.make_url("/bid"))
+    async with aiohttp.ClientSession() as session:
+        lean = LeanHttpBidder(name="lean", url=url)
+        reference = HttpBidder(name="aiohttp", url=url, session=session)
+        hung = LeanHttpBidder(name="hung", url=str(server.make_url("/hang")), hard_timeout_s=5)
+        held = _Held("held")
+        fanout = FanOut([lean, held, _Sync(), reference, hung])  # type: ignore[list-item]
+        assert fanout._starts == [True, False, False, True]
+        running = asyncio.create_task(fanout.run(REQUEST, cutoff=time.perf_counter() + 0.3))
+        await asyncio.sleep(0.1)
+        coros = {t.get_coro().__qualname__ for t in asyncio.all_tasks()}  # type: ignore[union-attr]
+        assert "FanOut._call" in coros  # the task for aiohttp's bidder or the held one...
+        calls = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "FanOut._call"]  # type: ignore[union-attr]
+        assert len(calls) == 1  # ...only the held one is still out: none for the lean ones
+        outcomes = await running
+        assert [(o.bidder, o.result) for o in outcomes] == [
+            ("inline", NOBID),
+            ("lean", BID),
+            ("held", TIMEOUT),
+            ("aiohttp", BID),
+            ("hung", TIMEOUT),
+        ]
+        assert outcomes[1].bids[0].price == 1.5 and outcomes[1].latency < 0.3
+        assert fanout.late_in_flight == 1  # the hung lean call drains; the held task is cancelled
+        release.set()
+        await eventually(lambda: fanout.late_in_flight == 0, what="the late call to end")
+        await lean.close()
+        await hung.close()
+
+
+@pytest.mark.parametrize("late_calls, max_late", [("cancel", 8), ("drain", 1)])
+async def test_late_started_calls_are_aborted_when_cancelling_or_past_max_late(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], late_calls: str, max_late: int
+) -> None:
+    release = asyncio.Event()
+    server = await aiohttp_server(_dsp_app(release))
+    hung = [
+        LeanHttpBidder(name=f"hung{i}", url=str(server.make_url("/hang")), hard_timeout_s=5)
+        for i in range(2)
+    ]
+    fanout = FanOut(hung, late_calls=late_calls, max_late=max_late)
+    outcomes = await fanout.run(REQUEST, cutoff=time.perf_counter() + 0.05)
+    assert [o.result for o in outcomes] == [TIMEOUT, TIMEOUT]
+    kept = 0 if late_calls == "cancel" else 1
+    assert fanout.late_in_flight == kept
+    # An aborted call's connection closes at once; a drained one stays open until its answer.
+    await eventually(
+        lambda: sum(b.open_connections for b in hung) == kept, what="aborted connections to close"
+    )
+    release.set()
+    await eventually(lambda: fanout.late_in_flight == 0, what="the late call to end")
+    for bidder in hung:
+        await bidder.close()
+
+
+async def test_a_cancelled_auction_lets_its_calls_go(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """An auction cancelled while it waits (its client went away) drains its calls like a cutoff
+    would: none is left uncounted."""
+    release = asyncio.Event()
+    server = await aiohttp_server(_dsp_app(release))
+    hung = LeanHttpBidder(name="hung", url=str(server.make_url("/hang")), hard_timeout_s=5)
+    fanout = FanOut([hung])
+    running = asyncio.create_task(fanout.run(REQUEST, cutoff=time.perf_counter() + 5))
+    await eventually(lambda: hung.open_connections == 1, what="the call to go out")
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert fanout.late_in_flight == 1
+    release.set()
+    await eventually(lambda: fanout.late_in_flight == 0, what="the late call to end")
+    await hung.close()

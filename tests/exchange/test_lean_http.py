@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exchange.lean_http import LeanHttpBidder
+from exchange.lean_http import LeanHttpBidder, _Connection
 from exchange.transport import BidderError
 from tests.conftest import eventually, free_port
 
@@ -189,14 +189,62 @@ async def test_a_timed_out_call_leaves_no_garbage_cycle(serve: Serve) -> None:
     gc.collect()
     gc.disable()
     try:
-        conn = await bidder._acquire(asyncio.get_running_loop())
-        bidder._idle.append(conn)
+        ended: list[Any] = []
+        conn = bidder.start(b"{}", lambda key, reply: ended.append((key, reply)), "k")
+        assert conn is not None
         ref = weakref.ref(conn)
         del conn
-        with pytest.raises(BidderError, match="hard timeout"):
-            await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
+        await eventually(lambda: bool(ended), what="the hard timeout")
+        assert ended[0][0] == "k" and "hard timeout" in ended[0][1].reason
         await eventually(lambda: bidder.open_connections == 0, what="the connection to close")
         assert ref() is None, gc.get_referrers(ref())
+        ended.clear()
+
+        with pytest.raises(BidderError, match="hard timeout"):  # the same through call()
+            await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
+        await eventually(lambda: bidder.open_connections == 0, what="the connection to close")
+        assert not [o for o in gc.get_objects() if isinstance(o, _Connection)]
     finally:
         gc.enable()
         release.set()
+
+
+async def test_start_reports_each_call_once_through_its_callback(serve: Serve) -> None:
+    """The fan-out's way in: no coroutine per call; the callback gets the key and the reply."""
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        if await request.read() == b"hang":
+            await release.wait()
+            return web.Response(status=204)
+        return web.Response(body=b'{"id": "r"}', content_type="application/json")
+
+    bidder = _bidder(await serve(_app(handler)), max_connections=2)
+    ended: list[tuple[Any, Any]] = []
+
+    def on_done(key: Any, reply: Any) -> None:
+        ended.append((key, reply))
+
+    assert bidder.start(b"{}", on_done, 1) is not None
+    await eventually(lambda: len(ended) == 1, what="the answer")
+    assert ended == [(1, b'{"id": "r"}')]
+    assert bidder.start(b"{}", on_done, 2) is not None  # the same connection, reused
+    await eventually(lambda: len(ended) == 2, what="the second answer")
+    assert ended[1] == (2, b'{"id": "r"}') and bidder.open_connections == 1
+
+    # Aborted: the callback is never called and the connection closes.
+    hung = bidder.start(b"hang", on_done, 3)
+    assert hung is not None
+    busy = bidder.start(b"hang", on_done, 4)
+    assert busy is not None and bidder.open_connections == 2
+    # All connections busy: the call ends at once, before start returns.
+    assert bidder.start(b"{}", on_done, 5) is None
+    assert ended[2][0] == 5 and "all 2 connections are busy" in ended[2][1].reason
+    hung.abort()
+    await eventually(lambda: bidder.open_connections == 1, what="the aborted call's connection")
+    release.set()
+    await eventually(lambda: len(ended) == 4, what="the last answer")
+    assert ended[3] == (4, None)
+    await asyncio.sleep(0.05)
+    assert [key for key, _ in ended] == [1, 2, 5, 4]  # 3 was aborted: never reported
+    await bidder.close()
