@@ -29,6 +29,7 @@ from exchange.margin import AdaptiveMargin
 from exchange.metrics import ExchangeMetrics
 from exchange.notices import NoticeSender
 from exchange.openrtb import MICROS, BidRequest
+from exchange.pauses import PauseWindows
 from exchange.settings import ExchangeSettings
 from exchange.stats import Stats
 from exchange.transport import Transport
@@ -84,6 +85,8 @@ class Exchange:
         self.notices = notices
         self.stats = stats or Stats()
         self.winbook = winbook or WinBook()
+        #: Planned pauses (the SSP's paced garbage collector) that cutoffs keep out of.
+        self.pauses = PauseWindows()
         #: The margin kept before each deadline: fixed, or adaptive when margin_max_ms is above it.
         self.margin: AdaptiveMargin | None = None
         if settings.margin_max_ms > settings.margin_ms:
@@ -117,6 +120,8 @@ class Exchange:
             + self.budget_s(request)
             - (margin.current if margin is not None else self.settings.margin_ms / 1000)
         )
+        if self.pauses.windows:
+            cutoff = self.pauses.adjust(cutoff)
         outcomes = await self.fanout.run(request, cutoff=cutoff)
 
         by_imp = group_by_imp([bid for outcome in outcomes for bid in outcome.bids])

@@ -166,6 +166,8 @@ class FanOut:
                 outcomes.append(Outcome(transport.name, ERROR, latency, reason=reply.reason))
             else:
                 outcomes.append(self._classify(transport.name, request, reply, latency))
+        if gather.left:  # left to late calls, which need only the slots
+            del gather.waiter, gather.latencies
         return outcomes
 
     def _let_go(self, gather: _Gather, calls: list[CallHandle | asyncio.Task[None] | None]) -> None:

@@ -37,31 +37,35 @@ class _Connection(asyncio.Protocol):
     """One keep-alive connection, carrying at most one call at a time.
 
     A call in progress is ``on_done`` (called once, with ``key`` and the reply or a
-    :class:`BidderError`) and ``timer`` (the hard timeout). The errors are made, never raised: an
-    exception that is never raised has no traceback, so no frame of the caller's is kept alive.
+    :class:`BidderError`) and an entry in its owner's ``busy`` (the hard timeout). The errors are
+    made, never raised: an exception that is never raised has no traceback, so no frame of the
+    caller's is kept alive. The parser comes with the first data: a connection to a DSP that never
+    answers never has one (nor the bound callbacks it keeps).
     """
 
     def __init__(self, owner: LeanHttpBidder) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
-        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | None = None
         self.on_done: OnDone | None = None
         self.key: Any = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.connecting: asyncio.Task[None] | None = None
         self.body = bytearray()
         self.limit = 0
         self.closed = False
-        self.reusable = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.parser is None:
-            return
+        parser = self.parser
+        if parser is None:
+            if self.transport is None:  # lost
+                return
+            parser = self.parser = httptools.HttpResponseParser(self)
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(f"malformed HTTP response: {exc}")
 
@@ -124,9 +128,7 @@ class _Connection(asyncio.Protocol):
             return
         self.on_done = None
         key, self.key = self.key, None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.owner.busy.pop(self, None)
         on_done(key, reply)
 
     def _fail(self, reason: str) -> None:
@@ -135,21 +137,24 @@ class _Connection(asyncio.Protocol):
 
     def expire(self) -> None:
         """The hard timeout: the call ends as an error and the connection closes."""
-        self.timer = None
+        connecting = self.connecting is not None
         self.close()
-        self._finish(BidderError("no complete answer within the hard timeout"))
+        if connecting:
+            self._finish(BidderError("cannot connect: no connection within the hard timeout"))
+        else:
+            self._finish(BidderError("no complete answer within the hard timeout"))
 
     def abort(self) -> None:
         """Give the call up without a word: its callback is never called; the connection closes
         (an answer may still be on its way, so it cannot carry another call)."""
         self.on_done = None
         self.key = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.owner.busy.pop(self, None)
         self.close()
 
     def close(self) -> None:
+        if self.connecting is not None:
+            self.connecting.cancel()  # _connect does the bookkeeping
         if self.transport is not None:
             self.transport.close()  # connection_lost does the bookkeeping
 
@@ -184,7 +189,13 @@ class LeanHttpBidder:
         self.max_connections = max_connections
         self.open_connections = 0
         self._idle: list[_Connection] = []
-        self._connecting: set[asyncio.Task[None]] = set()
+        #: The connections carrying a call, and when its hard timeout ends (``loop.time()``). One
+        #: sweep a step checks them all, instead of a timer per call: a timer is a handle, a
+        #: libuv timer, a context and a bound method for the garbage collector to walk, for as
+        #: long as a late call drains. A call therefore ends up to one step past the timeout.
+        self.busy: dict[_Connection, float] = {}
+        self._sweep_step = min(0.05, hard_timeout_s / 4)
+        self._sweeper: asyncio.TimerHandle | None = None
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -213,35 +224,49 @@ class LeanHttpBidder:
         self.open_connections += 1
         conn = _Connection(self)
         self._arm(conn, loop, on_done, key)
-        task = loop.create_task(self._connect(conn, data))
-        self._connecting.add(task)
-        task.add_done_callback(self._connecting.discard)
+        conn.connecting = loop.create_task(self._connect(conn, data))
         return conn
 
-    def _arm(self, conn: _Connection, loop: Any, on_done: OnDone, key: Any) -> None:
+    def _arm(
+        self, conn: _Connection, loop: asyncio.AbstractEventLoop, on_done: OnDone, key: Any
+    ) -> None:
         conn.limit = self.max_response_bytes
         conn.on_done = on_done
         conn.key = key
-        conn.timer = loop.call_later(self.hard_timeout_s, conn.expire)
+        self.busy[conn] = loop.time() + self.hard_timeout_s
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._sweep_step, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End the calls past their hard timeout; come back while any call is out."""
+        self._sweeper = None
+        now = loop.time()
+        for conn in [c for c, expires in self.busy.items() if expires <= now]:
+            conn.expire()
+        if self.busy:
+            self._sweeper = loop.call_later(self._sweep_step, self._sweep, loop)
 
     async def _connect(self, conn: _Connection, data: bytes) -> None:
+        """Open ``conn``'s connection and send; bounded by the call's hard timeout (the sweep
+        cancels this), not by a timer of its own."""
         host, port = self.host
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: conn, host, port), self.hard_timeout_s
-            )
-        except (TimeoutError, OSError) as exc:
+            await loop.create_connection(lambda: conn, host, port)
+        except OSError as exc:
             self.open_connections -= 1
             conn.closed = True
+            conn.connecting = None
             conn._finish(BidderError(f"cannot connect: {type(exc).__name__}: {exc}".rstrip(": ")))
             return
-        except BaseException:
+        except BaseException:  # cancelled: given up, timed out, or shutting down
             self.open_connections -= 1
             conn.closed = True
+            conn.connecting = None
             conn.abort()
             raise
-        if conn.on_done is None:  # given up (or timed out) while connecting
+        conn.connecting = None
+        if conn.on_done is None:  # given up while connecting
             conn.close()
         else:
             conn.send(data)
@@ -264,6 +289,9 @@ class LeanHttpBidder:
         return reply
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in self._idle:
             conn.close()
         self._idle.clear()

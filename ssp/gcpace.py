@@ -17,6 +17,14 @@ it waits, the more young objects it has to walk, so waiting long for a gap would
 longer pause (measured: put off for seconds on a saturated machine, one took 83 ms). A middle or
 full collection, the longer pause and the rarer gap, waits up to ``max_older_defer_s`` (3 s) while
 the young collections go on, then runs regardless.
+
+"Regardless" would make late the auctions whose cutoffs fall inside the pause: with a hung DSP
+at high load cutoffs come every millisecond, no 20 ms gap ever opens, and the forced middle
+collections were what was left of the late answers (bench/RESULTS.md). Given ``pauses``
+(:class:`exchange.pauses.PauseWindows`, the exchange's), the pacer makes the gap instead: it
+reserves a window ``lead_s`` (the longest auction budget) ahead, so that no auction already
+waiting can have its cutoff inside, sized by the pause it expects, and collects when the window
+comes. The auctions starting meanwhile whose cutoffs would fall inside it are cut off at its start.
 ``gc.enable()`` again on :meth:`stop`.
 """
 
@@ -29,6 +37,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from exchange.pauses import PauseWindows
 
 
 class GcPacer:
@@ -43,13 +53,15 @@ class GcPacer:
         poll_s: float = 0.005,
         max_defer_s: float | None = None,
         max_older_defer_s: float = 3.0,
+        pauses: PauseWindows | None = None,
+        lead_s: float = 0.0,
     ) -> None:
         if interval_s <= 0 or gen1_every < 1 or gen2_every < gen1_every:
             raise ValueError("interval_s > 0 and 1 <= gen1_every <= gen2_every")
         if max_defer_s is None:
             max_defer_s = interval_s
-        if poll_s <= 0 or slack_s < 0 or max_defer_s < 0 or max_older_defer_s < 0:
-            raise ValueError("poll_s > 0; slack_s, max_defer_s and max_older_defer_s >= 0")
+        if poll_s <= 0 or slack_s < 0 or max_defer_s < 0 or max_older_defer_s < 0 or lead_s < 0:
+            raise ValueError("poll_s > 0; slack_s, max_defer_s, max_older_defer_s, lead_s >= 0")
         self.interval_s = interval_s
         self.gen1_every = gen1_every
         self.gen2_every = gen2_every
@@ -58,9 +70,13 @@ class GcPacer:
         self.poll_s = poll_s
         self.max_defer_s = max_defer_s
         self.max_older_defer_s = max_older_defer_s
+        self.pauses = pauses
+        self.lead_s = lead_s
         #: Collections run, by generation; of those, how many ran late regardless of a cutoff.
         self.collections = [0, 0, 0]
         self.forced = 0
+        #: Collections run in a window reserved for them (instead of being forced).
+        self.planned = 0
         #: Polls that found a collection due but a cutoff too close.
         self.deferred = 0
         #: Longest single collection and the sum of all, seconds (wall clock); the CPU time of the
@@ -73,13 +89,16 @@ class GcPacer:
         self._older: int | None = None  # a middle or full collection waiting for its gap
         self._older_since = 0.0
         self._due = 0.0
+        self._last = 0.0  # when the last collection ran
+        self._plan: tuple[int, float] | None = None  # (generation, when) of a reserved window
         self._was_enabled = True
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._was_enabled = gc.isenabled()
         gc.disable()
-        self._due = time.perf_counter() + self.interval_s
+        self._last = time.perf_counter()
+        self._due = self._last + self.interval_s
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -90,6 +109,8 @@ class GcPacer:
             self._task = None
         if self._was_enabled:
             gc.enable()
+        if self.pauses is not None:
+            self.pauses.windows.clear()
 
     def due_generation(self) -> int:
         n = self._count + 1
@@ -131,12 +152,25 @@ class GcPacer:
         the longer pause, so the harder gap to find, and waiting costs little while the young
         generation stays small.
         """
+        plan = self._plan
+        if plan is not None:
+            if now < plan[1]:
+                return None
+            self._plan = None
+            self.planned += 1
+            self.forced += not self.fits(plan[0], now)  # a cutoff in the window: should not be
+            collected = self._collect_at(plan[0], now)
+            if self.pauses is not None:
+                self.pauses.release(time.perf_counter())
+            return collected
         older = self._older
         if older is not None:
             fits = self.fits(older, now)
             if fits or now - self._older_since >= self.max_older_defer_s:
-                self.forced += not fits
                 self._older = None
+                if not fits and self._reserve(older, now):
+                    return None
+                self.forced += not fits
                 return self._collect_at(older, now)
         if now < self._due:
             return None
@@ -149,16 +183,35 @@ class GcPacer:
         if not fits and now - self._due < self.max_defer_s:
             self.deferred += 1
             return None
-        self.forced += not fits
         self._count += 1
         if generation > (older or 0):
             self._older = generation
             if older is None:
                 self._older_since = now
+        if not fits and self._reserve(0, now):
+            return None
+        self.forced += not fits
         return self._collect_at(0, now)
+
+    def _reserve(self, generation: int, now: float) -> bool:
+        """Reserve a window for a collection that found no gap; False without ``pauses``.
+
+        The window's length is the expected pause, scaled by how much longer than one interval
+        the young generation will have been filling by then (up to 3 times), plus the slack on
+        either side.
+        """
+        if self.pauses is None:
+            return False
+        at = now + self.lead_s + self.slack_s  # no cutoff already set falls after at - slack_s
+        scale = min(3.0, max(1.0, (at - self._last) / self.interval_s))
+        length = self.expected_pause(generation) * scale
+        self.pauses.reserve(at - self.slack_s, at + length + self.slack_s)
+        self._plan = (generation, at)
+        return True
 
     def _collect_at(self, generation: int, now: float) -> int:
         self.collect(generation)
+        self._last = now
         self._due = now + self.interval_s
         return generation
 
@@ -170,6 +223,8 @@ class GcPacer:
             "collections": list(self.collections),
             "deferred_polls": self.deferred,
             "forced": self.forced,
+            "planned": self.planned,
+            "cutoffs_moved": self.pauses.moved if self.pauses is not None else 0,
             "max_pause_ms": round(self.max_pause_s * 1000, 3),
             "max_pause_cpu_ms": round(self.max_pause_cpu_s * 1000, 3),
             "total_pause_s": round(self.total_pause_s, 3),
@@ -177,5 +232,8 @@ class GcPacer:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_s)
+            delay = self.poll_s
+            if self._plan is not None:  # wake when the window comes, not up to poll_s after
+                delay = min(delay, max(0.0, self._plan[1] - time.perf_counter()))
+            await asyncio.sleep(delay)
             self.poll(time.perf_counter())

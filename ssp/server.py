@@ -145,6 +145,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         state.gc = GcPacer(
             interval_s=state.ssp.gc_interval_ms / 1000,
             next_deadline=state.exchange.fanout.next_cutoff,
+            # A pause that finds no gap gets a window reserved one budget (tmax) ahead
+            pauses=state.exchange.pauses,
+            lead_s=s.tmax_ms / 1000,
         )
         state.gc.start()
     elif state.ssp.gc_threshold:

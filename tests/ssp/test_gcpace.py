@@ -8,6 +8,7 @@ import weakref
 
 import pytest
 
+from exchange.pauses import PauseWindows
 from ssp.config import SspSettings
 from ssp.gcpace import GcPacer
 from ssp.server import STATE
@@ -130,3 +131,58 @@ def test_an_older_generation_expects_at_least_the_pause_of_a_younger_one() -> No
     assert pacer.expected_pause(1) == pacer.expected_pause(2) == 0.004
     pacer._recent[1].append(0.012)
     assert (pacer.expected_pause(0), pacer.expected_pause(2)) == (0.004, 0.012)
+
+
+def test_a_collection_that_finds_no_gap_reserves_a_window_instead_of_forcing() -> None:
+    """Given the exchange's pause windows, an overdue collection is not forced into the cutoffs:
+    it reserves a window one budget (lead_s) ahead, sized by the pause it expects, and runs then."""
+    cutoff: list[float | None] = [None]
+    pauses = PauseWindows()
+    pacer = GcPacer(
+        interval_s=0.1,
+        next_deadline=lambda: cutoff[0],
+        slack_s=0.002,
+        max_defer_s=0.1,
+        pauses=pauses,
+        lead_s=0.1,
+    )
+    pacer._recent[0].append(0.004)  # young collections take 4 ms
+    pacer._due, pacer._last = 100.0, 99.9
+    cutoff[0] = 100.001  # cutoffs every millisecond from now on: never a gap
+    assert pacer.poll(100.0) is None and pacer.deferred == 1
+    assert pacer.poll(100.11) is None  # overdue: a window instead of a forced collection
+    assert pacer.forced == 0 and pacer._plan == (0, pytest.approx(100.212))
+    # The young generation will have filled for 3 intervals by then: 3 x 4 ms, and the slack.
+    ((start, end),) = pauses.windows
+    assert (start, end) == (pytest.approx(100.21), pytest.approx(100.212 + 0.012 + 0.002))
+    assert pacer.poll(100.15) is None  # not yet
+    cutoff[0] = end  # the auctions moved their cutoffs out of the window
+    assert pacer.poll(100.212) == 0
+    assert (pacer.planned, pacer.forced, pacer.collections[0]) == (1, 0, 1)
+    assert not pauses.windows  # released once the pause is over
+    assert pacer.snapshot()["planned"] == 1
+
+
+def test_a_parked_older_collection_is_planned_when_its_wait_is_over() -> None:
+    cutoff: list[float | None] = [None]
+    pauses = PauseWindows()
+    pacer = GcPacer(
+        interval_s=0.1,
+        gen1_every=2,
+        next_deadline=lambda: cutoff[0],
+        max_older_defer_s=1,
+        pauses=pauses,
+        lead_s=0.1,
+    )
+    pacer._recent[0].append(0.001)
+    pacer._recent[1].append(0.015)
+    pacer._due = 0.0
+    assert pacer.poll(10.0) == 0
+    cutoff[0] = 10.105  # the middle one's turn; only a young one fits
+    assert pacer.poll(10.1) == 0 and pacer._older == 1
+    cutoff[0] = 11.1 + 0.001
+    assert pacer.poll(11.1) is None  # waited max_older_defer_s: planned, not forced
+    assert pacer._plan == (1, pytest.approx(11.202)) and pacer._older is None
+    assert pauses.windows[0][1] - pauses.windows[0][0] >= 0.015 + 0.004
+    cutoff[0] = pauses.windows[0][1]
+    assert pacer.poll(11.21) == 1 and (pacer.planned, pacer.forced) == (1, 0)
