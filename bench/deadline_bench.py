@@ -79,12 +79,19 @@ def start_dsp(procs: Processes, name: str, *args: str, nice: int = 0) -> Server:
     return procs.start(f"{DSP_PREFIX}{name}", "gavel", *base, *args, nice=nice)
 
 
-def start_ssp(procs: Processes, name: str, dsps: Sequence[Server], *extra: str) -> Server:
+def start_ssp(
+    procs: Processes,
+    name: str,
+    dsps: Sequence[Server],
+    *extra: str,
+    env: Mapping[str, str] | None = None,
+) -> Server:
     """``gavel ssp`` calling each of ``dsps`` (started by :func:`start_dsp`) by its name."""
     flags = []
     for d in dsps:
         flags += ["--dsp", f"{d.name.removeprefix(DSP_PREFIX)}={d.url('/openrtb2/bid')}"]
-    return procs.start(name, "gavel", "ssp", "--host", "127.0.0.1", "--seed", "1", *flags, *extra)
+    base = ["ssp", "--host", "127.0.0.1", "--seed", "1"]
+    return procs.start(name, "gavel", *base, *flags, *extra, env=env)
 
 
 def normal_dsps(
@@ -389,7 +396,8 @@ def _gc(g: dict[str, Any] | None) -> str:
         f"gc paced every {g['interval_ms']:g} ms: collections {g['collections']}, "
         f"max pause {g['max_pause_ms']:.1f} ms ({g.get('max_pause_cpu_ms', 0):.1f} ms of CPU), "
         f"put off {g['deferred_polls']:,} times, "
-        f"forced {g['forced']}"
+        f"forced {g['forced']}, in a reserved window {g.get('planned', 0)} "
+        f"({g.get('cutoffs_moved', 0):,} cutoffs moved before one)"
     )
 
 
@@ -413,13 +421,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=2.0, help="open-loop warm-up, s (default 2)")
     p.add_argument(
         "--concurrency",
-        default="32,64,128",
-        help="connections of the saturation loops, the best one counts (default 32,64,128)",
+        help="connections of the saturation loops, the best one counts (default 32,64,128; "
+        "64,128,256,512 with --hung-pool, where every auction takes ~90 ms)",
     )
     p.add_argument(
         "--saturation-duration", type=float, default=5.0, help="each saturation loop, s (5)"
     )
     p.add_argument("--hang-s", type=float, default=30.0, help="how long the hung DSP holds (30)")
+    p.add_argument(
+        "--hung-pool",
+        type=int,
+        metavar="N",
+        help="let the SSPs hold N connections to each DSP (exchange.connections_per_dsp, "
+        "default 256). A call to the hung DSP keeps its connection for late_grace_ms (1 s), so "
+        "with 256 most calls find the pool full and are refused at once; with N above the rate "
+        "every auction waits for the hung DSP until its cutoff: the strict variant",
+    )
     p.add_argument("--tmax-ms", type=int, default=100, help="the SSP's deadline (default 100)")
     p.add_argument("--no-baseline", action="store_true", help="skip the 4-DSP baseline runs")
     p.add_argument(
@@ -439,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         loads = [float(x) for x in args.loads.split(",")]
-        concurrencies = [int(x) for x in args.concurrency.split(",")]
+        default = "64,128,256,512" if args.hung_pool else "32,64,128"
+        concurrencies = [int(x) for x in (args.concurrency or default).split(",")]
     except ValueError:
         print(
             "deadline_bench: --loads and --concurrency are comma-separated lists", file=sys.stderr
@@ -447,6 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not all(0 < x <= 1 for x in loads) or args.duration <= 0 or min(concurrencies) < 1:
         print("deadline_bench: loads in (0, 1], duration > 0, concurrency >= 1", file=sys.stderr)
+        return 2
+    if args.hung_pool is not None and args.hung_pool < 1:
+        print("deadline_bench: --hung-pool must be at least 1", file=sys.stderr)
         return 2
     progress = Progress()
     results: dict[str, Any] = {
@@ -459,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "loads": loads,
             "duration": args.duration,
             "others_nice": args.others_nice,
+            "hung_pool": args.hung_pool,
         },
         "saturation": {},
         "runs": [],
@@ -476,8 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             hang = ["--strategy", "constant", "--param", "price=3"]
             hang += ["--hang-rate", "1", "--hang-s", f"{args.hang_s:g}"]
             hung = start_dsp(procs, "hung", *hang, nice=nice)
-            ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra)
-            base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra)
+            env = {}
+            if args.hung_pool:
+                env["GAVEL_EXCHANGE_CONNECTIONS_PER_DSP"] = str(args.hung_pool)
+            ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra, env=env)
+            base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra, env=env)
             for key, server in (("baseline", base), ("hung", ssp)):
                 sat = saturation(
                     server,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.deadline_bench import verdict
+from bench.deadline_bench import _gc, main, verdict
 from bench.procs import Processes
 from bench.soak_bench import analyse, rss_kb
 
@@ -58,6 +58,19 @@ def test_deadline_targets() -> None:
     assert verdict(run(105.1, 99.0), 100) == ["p100 105.10 ms > tmax + 5 = 105 ms"]
     assert verdict(run(104.0, 100.5), 100) == ["p99 100.50 ms > tmax = 100 ms"]
     assert verdict(run(None, None), 100) == ["no /stats window inside the run (too few auctions)"]
+
+
+def test_deadline_bench_refuses_bad_options_before_starting_anything() -> None:
+    assert main(["--hung-pool", "0"]) == 2
+    assert main(["--loads", "0.5,1.5"]) == 2
+    assert main(["--concurrency", "32,x"]) == 2
+
+
+def test_deadline_bench_reports_collections_run_in_reserved_windows() -> None:
+    stats = {"mode": "paced", "interval_ms": 100.0, "collections": [10, 1, 0], "forced": 1}
+    stats |= {"max_pause_ms": 9.0, "deferred_polls": 3, "planned": 4, "cutoffs_moved": 1234}
+    line = _gc(stats)
+    assert "forced 1, in a reserved window 4 (1,234 cutoffs moved before one)" in line
 
 
 def sample(t: float, rss_mb: float, queue: int = 0, late: int = 0) -> dict[str, Any]:
