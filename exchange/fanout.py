@@ -14,8 +14,13 @@ What happens to a late HTTP call depends on ``late_calls``. ``"cancel"`` cancels
 closes its keep-alive connection. ``"drain"`` (the default) lets it finish in the background, bounded
 by the transport's hard timeout and by ``max_late`` calls at once (past that it is cancelled): under
 load, cancelling mid-flight turns every late answer into a reconnect, whose CPU cost makes more calls
-late; DESIGN.md measured throughput collapsing to ~55% of its maximum that way. Either way the
-answer to the caller is never held up.
+late; DESIGN.md measured throughput collapsing to ~55% of its maximum that way. Draining pays only
+for a bidder that does answer, late: once ``HOPELESS_AFTER`` late calls in a row to one bidder have
+run out the hard timeout unanswered (a hung DSP), its late calls are closed at the cutoff instead,
+all but one in ``HOPELESS_AFTER``, which still drains to notice a recovery. A hung DSP's calls would
+otherwise each keep a connection and its objects for the whole grace for nothing: at a thousand
+auctions a second, a thousand connections and most of what the middle garbage collections walk.
+Either way the answer to the caller is never held up.
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ import orjson
 from exchange.bids import Bid, Dropped, parse_bid_response
 from exchange.errors import InvalidResponse
 from exchange.openrtb import BidRequest
-from exchange.transport import BidderError, CallHandle, Reply, StartableTransport, Transport
+from exchange.transport import (
+    BidderError,
+    CallHandle,
+    HardTimeout,
+    Reply,
+    StartableTransport,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +54,10 @@ BID, NOBID, TIMEOUT, ERROR, INVALID = "bid", "nobid", "timeout", "error", "inval
 
 _WAITING = object()  # a call's slot in a gather before it ends
 _LATE = object()  # a started call the auction stopped waiting for, left to drain
+_LATE_TASK = object()  # the same, for a call running as a task (counted in FanOut._late)
+
+#: Late calls in a row that ran out the hard timeout before a bidder's late calls stop draining.
+HOPELESS_AFTER = 32
 
 
 @dataclass(slots=True)
@@ -81,6 +97,12 @@ class FanOut:
         self._needs_payload = any(t.kind == "http" for t in self.transports)
         self._late: set[asyncio.Task[None]] = set()
         self._late_started = 0  # started calls draining (their gathers count them down)
+        #: Per bidder (as ``_async``): late calls in a row that ran out the hard timeout, and the
+        #: late calls closed at their cutoff since (one in HOPELESS_AFTER still drains).
+        self._expired_streak = [0] * len(self._async)
+        self._given_up = [0] * len(self._async)
+        #: Late calls closed at their cutoff because their bidder's never end otherwise.
+        self.late_given_up = 0
         #: Keep the cutoffs of the auctions waiting for their bidders, for :meth:`next_cutoff`
         #: (off by default: a heap push per auction that nobody would read). A heap; an ended
         #: auction's entry goes when it reaches the top.
@@ -157,7 +179,7 @@ class FanOut:
         slots, latencies = gather.slots, gather.latencies
         for i, transport in enumerate(self._async):
             reply = slots[i]
-            if reply is _WAITING or reply is _LATE:
+            if reply is _WAITING or reply is _LATE or reply is _LATE_TASK:
                 outcomes.append(Outcome(transport.name, TIMEOUT, waited, reason="deadline"))
                 continue
             slots[i] = None  # a gather left to late calls keeps no bodies
@@ -177,9 +199,10 @@ class FanOut:
         for i, call in enumerate(calls):
             if slots[i] is not _WAITING or call is None:
                 continue
-            keep = drain and self.late_in_flight < self.max_late
+            keep = drain and self.late_in_flight < self.max_late and self._worth_draining(i)
             if isinstance(call, asyncio.Task):
                 if keep and self._async[i].kind == "http":
+                    slots[i] = _LATE_TASK
                     self._late.add(call)
                     call.add_done_callback(self._late.discard)
                 else:
@@ -189,6 +212,23 @@ class FanOut:
                 self._late_started += 1
             else:
                 call.abort()
+
+    def _worth_draining(self, i: int) -> bool:
+        """Whether bidder ``i``'s late call may still get its answer (see the module's doc)."""
+        if self._expired_streak[i] < HOPELESS_AFTER:
+            return True
+        self._given_up[i] += 1
+        if self._given_up[i] % HOPELESS_AFTER == 0:
+            return True  # the probe: if it gets an answer, the bidder's late calls drain again
+        self.late_given_up += 1
+        return False
+
+    def _late_ended(self, i: int, reply: Reply | BidderError) -> None:
+        if isinstance(reply, HardTimeout):
+            self._expired_streak[i] += 1
+        else:
+            self._expired_streak[i] = 0
+            self._given_up[i] = 0
 
     async def _call(
         self,
@@ -203,7 +243,7 @@ class FanOut:
         try:
             reply = await transport.call(box[0], payload, tmax_ms)
         except BidderError as exc:
-            reply = BidderError(exc.reason)  # not the raised one: its traceback holds this frame
+            reply = type(exc)(exc.reason)  # not the raised one: its traceback holds this frame
         except Exception as exc:  # a bidder's own bug must not fail the auction
             log.debug("bidder %s raised", transport.name, exc_info=True)
             reply = BidderError(_describe(exc))
@@ -270,6 +310,10 @@ class _Gather:
         elif slots[slot] is _LATE:
             slots[slot] = None
             self.fanout._late_started -= 1
+            self.fanout._late_ended(slot, reply)
+        elif slots[slot] is _LATE_TASK:  # counted out of FanOut._late by the task's callback
+            slots[slot] = None
+            self.fanout._late_ended(slot, reply)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from exchange.openrtb import BidRequest
-from exchange.transport import BidderError
+from exchange.transport import BidderError, HardTimeout
 
 HEADERS = {"Content-Type": "application/json", "x-openrtb-version": "2.6"}
 
@@ -74,5 +74,7 @@ class HttpBidder:
                     if len(body) > limit:
                         raise BidderError(f"body is over {limit} bytes")
                 return bytes(body)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except TimeoutError:
+            raise HardTimeout("no complete answer within the hard timeout") from None
+        except (aiohttp.ClientError, OSError) as exc:
             raise BidderError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None

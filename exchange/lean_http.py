@@ -30,7 +30,7 @@ import httptools
 
 from exchange.http_bidder import host_of
 from exchange.openrtb import BidRequest
-from exchange.transport import BidderError, OnDone, Reply
+from exchange.transport import BidderError, HardTimeout, OnDone, Reply
 
 
 class _Connection(asyncio.Protocol):
@@ -140,9 +140,9 @@ class _Connection(asyncio.Protocol):
         connecting = self.connecting is not None
         self.close()
         if connecting:
-            self._finish(BidderError("cannot connect: no connection within the hard timeout"))
+            self._finish(HardTimeout("cannot connect: no connection within the hard timeout"))
         else:
-            self._finish(BidderError("no complete answer within the hard timeout"))
+            self._finish(HardTimeout("no complete answer within the hard timeout"))
 
     def abort(self) -> None:
         """Give the call up without a word: its callback is never called; the connection closes
@@ -285,7 +285,7 @@ class LeanHttpBidder:
         if isinstance(reply, BidderError):
             # A fresh exception: the frame it is raised from holds the future, which holds the
             # first; raising that one would tie them in a cycle through its traceback.
-            raise BidderError(reply.reason)
+            raise type(reply)(reply.reason)
         return reply
 
     async def close(self) -> None:

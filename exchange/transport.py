@@ -23,6 +23,10 @@ class BidderError(Exception):
         self.reason = reason
 
 
+class HardTimeout(BidderError):
+    """A call that got no complete answer within the transport's hard timeout (``late_grace_ms``)."""
+
+
 #: A bidder's raw reply: the body of an HTTP answer, the dict an in-process bidder returned, or
 #: None for a no-bid.
 Reply = bytes | dict[str, Any] | None

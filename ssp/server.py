@@ -347,6 +347,7 @@ async def handle_stats(request: web.Request) -> web.Response:
     data["in_flight"] = state.inflight
     data["pid"] = os.getpid()  # which worker answered, when several share the port
     data["late_calls_draining"] = state.exchange.fanout.late_in_flight
+    data["late_calls_given_up"] = state.exchange.fanout.late_given_up
     margin = state.exchange.margin
     data["margin_ms"] = (
         margin.current if margin else state.exchange.settings.margin_ms / 1000

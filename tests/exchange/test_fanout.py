@@ -16,10 +16,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exchange.fanout import BID, NOBID, TIMEOUT, FanOut
+from exchange.fanout import BID, HOPELESS_AFTER, NOBID, TIMEOUT, FanOut
 from exchange.http_bidder import HttpBidder
 from exchange.lean_http import LeanHttpBidder
 from exchange.openrtb import BidRequest, parse_bid_request
+from exchange.transport import HardTimeout
 from tests.conftest import eventually, free_port
 
 REQUEST = parse_bid_request({"id": "r", "imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]})
@@ -267,3 +268,69 @@ async def test_a_late_call_keeps_few_objects_for_the_garbage_collector() -> None
         await bidder.close()
         proc.terminate()
         await proc.wait()
+
+
+async def test_a_bidder_whose_late_calls_never_end_stops_draining_until_one_does(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """Draining keeps connections for bidders that answer late. After HOPELESS_AFTER late calls in
+    a row ran out the hard timeout, a bidder's late calls are closed at the cutoff, but one in
+    HOPELESS_AFTER still drains: when that one is answered, draining resumes."""
+    release = asyncio.Event()
+    mode = ["hang"]
+
+    async def dsp(request: web.Request) -> web.Response:
+        if mode[0] == "hang":
+            await release.wait()
+        await asyncio.sleep(0.03)  # slow: past the 10 ms cutoff, within the hard timeout
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/bid", dsp)
+    server = await aiohttp_server(app)
+    bidder = LeanHttpBidder(name="dsp", url=str(server.make_url("/bid")), hard_timeout_s=0.1)
+    fanout = FanOut([bidder])
+
+    async def auctions(n: int) -> None:
+        runs = [fanout.run(REQUEST, cutoff=time.perf_counter() + 0.01) for _ in range(n)]
+        for outcomes in await asyncio.gather(*runs):
+            assert [o.result for o in outcomes] == [TIMEOUT]
+
+    await auctions(HOPELESS_AFTER)  # all left to drain...
+    assert fanout.late_in_flight == HOPELESS_AFTER
+    await eventually(lambda: fanout.late_in_flight == 0, what="the hard timeouts")
+    await auctions(1)  # ...and none answered: the next late call is closed at its cutoff
+    assert (fanout.late_in_flight, fanout.late_given_up) == (0, 1)
+    await eventually(lambda: bidder.open_connections == 0, what="the connections to close")
+    await auctions(HOPELESS_AFTER - 2)
+    assert (fanout.late_in_flight, fanout.late_given_up) == (0, HOPELESS_AFTER - 1)
+    await auctions(1)  # one in HOPELESS_AFTER still drains: the probe
+    assert (fanout.late_in_flight, fanout.late_given_up) == (1, HOPELESS_AFTER - 1)
+    mode[0] = "slow"
+    release.set()  # the DSP recovers: the probe gets its (late) answer
+    await eventually(lambda: fanout.late_in_flight == 0, what="the probe's answer")
+    await auctions(1)
+    assert (fanout.late_in_flight, fanout.late_given_up) == (1, HOPELESS_AFTER - 1)  # drains again
+    await eventually(lambda: fanout.late_in_flight == 0, what="the late answer")
+    await bidder.close()
+
+
+@pytest.mark.parametrize("client", ["lean", "aiohttp"])
+async def test_both_clients_tell_a_hard_timeout_from_other_errors(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], client: str
+) -> None:
+    """What the fan-out's draining decision reads: a call that ran out the hard timeout."""
+    release = asyncio.Event()
+    server = await aiohttp_server(_dsp_app(release))
+    url = str(server.make_url("/hang"))
+    async with aiohttp.ClientSession() as session:
+        bidder: Any
+        if client == "lean":
+            bidder = LeanHttpBidder(name="hung", url=url, hard_timeout_s=0.1)
+        else:
+            bidder = HttpBidder(name="hung", url=url, session=session, hard_timeout_s=0.1)
+        with pytest.raises(HardTimeout, match="hard timeout"):
+            await bidder.call(REQUEST, b"{}", 50)
+        release.set()
+        if client == "lean":
+            await bidder.close()
