@@ -1,11 +1,11 @@
 """Benchmark 3, deadline adherence: with one DSP that never answers, is the SSP still on time?
 
 The world: the SSP (``gavel ssp``) calling 4 well-behaved DSPs (``gavel dsp --strategy constant``,
-prices 1.00-1.75) and one that hangs on every request (``--hang-rate 1 --hang-s 30``), so every
+prices 1.00-1.75) and one that hangs on every request (``--hang-rate 1 --hang-s 2``), so every
 auction waits for it until the cutoff. Next to it, the baseline: a second SSP calling only the 4
 well-behaved DSPs. Both run in the same invocation, on the same machine, one after the other.
 
-1. Saturation: short closed loops (bench.loadgen) at 32, 64 and 128 connections; the best gives
+1. Saturation: short closed loops (bench.loadgen) at 64, 128, 256 and 512 connections; the best gives
    each SSP's most auctions/s. Counted are the auctions the SSP ran, not its answers (an SSP
    shedding load answers 204 at once), over the loop plus the time the work it left behind
    (queued notices, late calls) took to drain.
@@ -79,19 +79,13 @@ def start_dsp(procs: Processes, name: str, *args: str, nice: int = 0) -> Server:
     return procs.start(f"{DSP_PREFIX}{name}", "gavel", *base, *args, nice=nice)
 
 
-def start_ssp(
-    procs: Processes,
-    name: str,
-    dsps: Sequence[Server],
-    *extra: str,
-    env: Mapping[str, str] | None = None,
-) -> Server:
+def start_ssp(procs: Processes, name: str, dsps: Sequence[Server], *extra: str) -> Server:
     """``gavel ssp`` calling each of ``dsps`` (started by :func:`start_dsp`) by its name."""
     flags = []
     for d in dsps:
         flags += ["--dsp", f"{d.name.removeprefix(DSP_PREFIX)}={d.url('/openrtb2/bid')}"]
     base = ["ssp", "--host", "127.0.0.1", "--seed", "1"]
-    return procs.start(name, "gavel", *base, *flags, *extra, env=env)
+    return procs.start(name, "gavel", *base, *flags, *extra)
 
 
 def normal_dsps(
@@ -421,21 +415,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=2.0, help="open-loop warm-up, s (default 2)")
     p.add_argument(
         "--concurrency",
-        help="connections of the saturation loops, the best one counts (default 32,64,128; "
-        "64,128,256,512 with --hung-pool, where every auction takes ~90 ms)",
+        default="64,128,256,512",
+        help="connections of the saturation loops, the best one counts (default 64,128,256,512: "
+        "with the hung DSP every auction takes ~90 ms, so 128 connections cap a loop at ~1,400/s)",
     )
     p.add_argument(
         "--saturation-duration", type=float, default=5.0, help="each saturation loop, s (5)"
     )
-    p.add_argument("--hang-s", type=float, default=30.0, help="how long the hung DSP holds (30)")
     p.add_argument(
-        "--hung-pool",
-        type=int,
-        metavar="N",
-        help="let the SSPs hold N connections to each DSP (exchange.connections_per_dsp, "
-        "default 256). A call to the hung DSP keeps its connection for late_grace_ms (1 s), so "
-        "with 256 most calls find the pool full and are refused at once; with N above the rate "
-        "every auction waits for the hung DSP until its cutoff: the strict variant",
+        "--hang-s",
+        type=float,
+        default=2.0,
+        help="how long the hung DSP holds each request (default 2: past the SSP's 1 s grace, so it "
+        "never answers in time; the SSP closes its calls at their cutoff, and longer holds would "
+        "only pile up sleeping requests in the hung DSP)",
     )
     p.add_argument("--tmax-ms", type=int, default=100, help="the SSP's deadline (default 100)")
     p.add_argument("--no-baseline", action="store_true", help="skip the 4-DSP baseline runs")
@@ -456,8 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         loads = [float(x) for x in args.loads.split(",")]
-        default = "64,128,256,512" if args.hung_pool else "32,64,128"
-        concurrencies = [int(x) for x in (args.concurrency or default).split(",")]
+        concurrencies = [int(x) for x in args.concurrency.split(",")]
     except ValueError:
         print(
             "deadline_bench: --loads and --concurrency are comma-separated lists", file=sys.stderr
@@ -465,9 +457,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not all(0 < x <= 1 for x in loads) or args.duration <= 0 or min(concurrencies) < 1:
         print("deadline_bench: loads in (0, 1], duration > 0, concurrency >= 1", file=sys.stderr)
-        return 2
-    if args.hung_pool is not None and args.hung_pool < 1:
-        print("deadline_bench: --hung-pool must be at least 1", file=sys.stderr)
         return 2
     progress = Progress()
     results: dict[str, Any] = {
@@ -480,7 +469,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "loads": loads,
             "duration": args.duration,
             "others_nice": args.others_nice,
-            "hung_pool": args.hung_pool,
         },
         "saturation": {},
         "runs": [],
@@ -498,11 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             hang = ["--strategy", "constant", "--param", "price=3"]
             hang += ["--hang-rate", "1", "--hang-s", f"{args.hang_s:g}"]
             hung = start_dsp(procs, "hung", *hang, nice=nice)
-            env = {}
-            if args.hung_pool:
-                env["GAVEL_EXCHANGE_CONNECTIONS_PER_DSP"] = str(args.hung_pool)
-            ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra, env=env)
-            base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra, env=env)
+            ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra)
+            base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra)
             for key, server in (("baseline", base), ("hung", ssp)):
                 sat = saturation(
                     server,

@@ -90,7 +90,8 @@ class GcPacer:
         self._older_since = 0.0
         self._due = 0.0
         self._last = 0.0  # when the last collection ran
-        self._plan: tuple[int, float] | None = None  # (generation, when) of a reserved window
+        #: A reserved window's collection: (generation, when, latest start that still ends in it).
+        self._plan: tuple[int, float, float] | None = None
         self._was_enabled = True
         self._task: asyncio.Task[None] | None = None
 
@@ -154,12 +155,19 @@ class GcPacer:
         """
         plan = self._plan
         if plan is not None:
-            if now < plan[1]:
+            generation, at, latest = plan
+            if now < at:
+                return None
+            fits = self.fits(generation, now)
+            if not fits and now < latest:
+                # Auctions cut off at the window's start, their timers not run yet (a busy loop
+                # runs timers late): let them answer first, the window has room.
+                self.deferred += 1
                 return None
             self._plan = None
             self.planned += 1
-            self.forced += not self.fits(plan[0], now)  # a cutoff in the window: should not be
-            collected = self._collect_at(plan[0], now)
+            self.forced += not fits
+            collected = self._collect_at(generation, now)
             if self.pauses is not None:
                 self.pauses.release(time.perf_counter())
             return collected
@@ -204,9 +212,10 @@ class GcPacer:
             return False
         at = now + self.lead_s + self.slack_s  # no cutoff already set falls after at - slack_s
         scale = min(3.0, max(1.0, (at - self._last) / self.interval_s))
-        length = self.expected_pause(generation) * scale
+        expected = self.expected_pause(generation)
+        length = expected * scale
         self.pauses.reserve(at - self.slack_s, at + length + self.slack_s)
-        self._plan = (generation, at)
+        self._plan = (generation, at, at + length - expected)
         return True
 
     def _collect_at(self, generation: int, now: float) -> int:
@@ -234,6 +243,6 @@ class GcPacer:
         while True:
             delay = self.poll_s
             if self._plan is not None:  # wake when the window comes, not up to poll_s after
-                delay = min(delay, max(0.0, self._plan[1] - time.perf_counter()))
+                delay = min(delay, max(0.001, self._plan[1] - time.perf_counter()))
             await asyncio.sleep(delay)
             self.poll(time.perf_counter())

@@ -61,7 +61,6 @@ def test_deadline_targets() -> None:
 
 
 def test_deadline_bench_refuses_bad_options_before_starting_anything() -> None:
-    assert main(["--hung-pool", "0"]) == 2
     assert main(["--loads", "0.5,1.5"]) == 2
     assert main(["--concurrency", "32,x"]) == 2
 

@@ -151,13 +151,16 @@ def test_a_collection_that_finds_no_gap_reserves_a_window_instead_of_forcing() -
     cutoff[0] = 100.001  # cutoffs every millisecond from now on: never a gap
     assert pacer.poll(100.0) is None and pacer.deferred == 1
     assert pacer.poll(100.11) is None  # overdue: a window instead of a forced collection
-    assert pacer.forced == 0 and pacer._plan == (0, pytest.approx(100.212))
+    # Collected at 100.212; by 100.220 at the latest, for 4 ms to end inside the window.
+    assert pacer.forced == 0 and pacer._plan == pytest.approx((0, 100.212, 100.220))
     # The young generation will have filled for 3 intervals by then: 3 x 4 ms, and the slack.
     ((start, end),) = pauses.windows
     assert (start, end) == (pytest.approx(100.21), pytest.approx(100.212 + 0.012 + 0.002))
     assert pacer.poll(100.15) is None  # not yet
-    cutoff[0] = end  # the auctions moved their cutoffs out of the window
-    assert pacer.poll(100.212) == 0
+    cutoff[0] = start  # cut off at the window's start, but not answered yet (a late timer)
+    assert pacer.poll(100.212) is None  # they go first: the window has room
+    cutoff[0] = end  # answered; the next cutoff is past the window
+    assert pacer.poll(100.213) == 0
     assert (pacer.planned, pacer.forced, pacer.collections[0]) == (1, 0, 1)
     assert not pauses.windows  # released once the pause is over
     assert pacer.snapshot()["planned"] == 1
@@ -182,7 +185,20 @@ def test_a_parked_older_collection_is_planned_when_its_wait_is_over() -> None:
     assert pacer.poll(10.1) == 0 and pacer._older == 1
     cutoff[0] = 11.1 + 0.001
     assert pacer.poll(11.1) is None  # waited max_older_defer_s: planned, not forced
-    assert pacer._plan == (1, pytest.approx(11.202)) and pacer._older is None
+    assert pacer._plan == pytest.approx((1, 11.202, 11.232)) and pacer._older is None
     assert pauses.windows[0][1] - pauses.windows[0][0] >= 0.015 + 0.004
     cutoff[0] = pauses.windows[0][1]
     assert pacer.poll(11.21) == 1 and (pacer.planned, pacer.forced) == (1, 0)
+
+
+def test_a_planned_collection_runs_regardless_once_its_window_has_no_room_left() -> None:
+    cutoff: list[float | None] = [None]
+    pauses = PauseWindows()
+    pacer = GcPacer(interval_s=0.1, next_deadline=lambda: cutoff[0], pauses=pauses, lead_s=0.1)
+    pacer._recent[0].append(0.004)
+    pacer._last = 99.9
+    assert pacer._reserve(0, 100.0)
+    _, at, latest = pacer._plan  # type: ignore[misc]
+    cutoff[0] = at - 0.01  # an auction still waiting, long past its cutoff: it will not clear
+    assert pacer.poll(at) is None
+    assert pacer.poll(latest) == 0 and (pacer.planned, pacer.forced) == (1, 1)
