@@ -30,7 +30,7 @@ class NoticeSender:
         allowed_hosts: Iterable[tuple[str, int]],
         metrics: ExchangeMetrics,
         queue_size: int = 10_000,
-        workers: int = 4,
+        workers: int = 16,
         timeout_s: float = 1.0,
     ) -> None:
         self.session = session

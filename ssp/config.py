@@ -23,7 +23,7 @@ class SspSettings:
     #: Base URL of this SSP as clients reach it (for beacon URLs); empty = from the request's Host.
     public_url: str = ""
     notice_queue: int = 10_000
-    notice_workers: int = 4
+    notice_workers: int = 16
     notice_timeout_ms: int = 1000
     #: Run ``gc.freeze()`` after start-up (fewer long collections on the hot path).
     gc_freeze: bool = True

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exchange.fanout import BID, HOPELESS_AFTER, NOBID, TIMEOUT, FanOut
+from exchange.fanout import BID, HOPELESS_AFTER, NOBID, TIMEOUT, FanOut, Outcome
 from exchange.http_bidder import HttpBidder
 from exchange.lean_http import LeanHttpBidder
 from exchange.openrtb import BidRequest, parse_bid_request
@@ -215,6 +215,12 @@ async def test_a_cancelled_auction_lets_its_calls_go(
     await hung.close()
 
 
+async def _run_for(fanout: FanOut, budget_s: float) -> list[Outcome]:
+    """One auction whose cutoff is ``budget_s`` after it starts (not after it is created: under
+    load, gathered auctions can start late enough to find no time left and call nobody)."""
+    return await fanout.run(REQUEST, cutoff=time.perf_counter() + budget_s)
+
+
 # A DSP that accepts connections and never answers, in its own process: the objects its side keeps
 # are not counted with the exchange's.
 _HANG_SERVER = """
@@ -246,7 +252,7 @@ async def test_a_late_call_keeps_few_objects_for_the_garbage_collector() -> None
         n = 50
 
         async def batch() -> Counter[str | None]:
-            runs = [fanout.run(REQUEST, cutoff=time.perf_counter() + 0.02) for _ in range(n)]
+            runs = [_run_for(fanout, 0.02) for _ in range(n)]
             reasons = Counter(
                 o.reason for outcomes in await asyncio.gather(*runs) for o in outcomes
             )
@@ -292,7 +298,7 @@ async def test_a_bidder_whose_late_calls_never_end_stops_draining_until_one_does
     fanout = FanOut([bidder])
 
     async def auctions(n: int) -> None:
-        runs = [fanout.run(REQUEST, cutoff=time.perf_counter() + 0.01) for _ in range(n)]
+        runs = [_run_for(fanout, 0.01) for _ in range(n)]
         for outcomes in await asyncio.gather(*runs):
             assert [o.result for o in outcomes] == [TIMEOUT]
 
