@@ -47,6 +47,7 @@ from bench.procs import (
     Server,
     ServerFailed,
     cpu_seconds,
+    cpu_wait_seconds,
     exit_on_sigterm,
     get,
     get_json,
@@ -223,6 +224,7 @@ def open_loop_run(
     snap0 = parse_snapshot(get(ssp.url("/metrics")).decode())
     watch = {"ssp": [ssp.pid], **(watch or {})}
     cpu0, t0 = {k: _cpu(v) for k, v in watch.items()}, time.monotonic()
+    wait0 = cpu_wait_seconds(ssp.pid)
     args = ["--rate", f"{rate:.1f}", "--duration", f"{seconds:.1f}", "--warmup", f"{warmup:g}"]
     with StatsPoller(ssp.url("/stats"), before["auctions"]) as poller:
         client = loadgen(
@@ -235,6 +237,10 @@ def open_loop_run(
     run = summarise(client, poller, before, after, hist, rate, seconds)
     run["cpu_share"] = {k: round((_cpu(v) - cpu0[k]) / wall, 3) for k, v in watch.items()}
     run["cpu_share"]["loadgen"] = round(client["cpu_s"] / seconds, 3)  # measured window only
+    wait1 = cpu_wait_seconds(ssp.pid)
+    if wait0 is not None and wait1 is not None:
+        # Runnable but not running: the time the OS gave the SSP's CPU to another process.
+        run["ssp_cpu_wait_share"] = round((wait1 - wait0) / wall, 3)
     run["loadavg_after"] = machine()["loadavg_at_start"]
     return run
 
@@ -356,6 +362,9 @@ def render(results: dict[str, Any]) -> str:
     lines += ["", "CPU, share of one core during each run (2 cores in all):"]
     for run in results["runs"]:
         shares = "  ".join(f"{k} {v:.2f}" for k, v in run.get("cpu_share", {}).items())
+        waited = run.get("ssp_cpu_wait_share")
+        if waited is not None:
+            shares += f"  (ssp waiting for a CPU {waited:.2f})"
         lines.append(f"  {run['label']:<24}{shares}  load average {run.get('loadavg_after')}")
     lines += [
         "",

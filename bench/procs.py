@@ -44,6 +44,15 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
+def cpu_wait_seconds(pid: int) -> float | None:
+    """Seconds process ``pid`` has spent runnable but waiting for a CPU (its run-queue wait, from
+    /proc/<pid>/schedstat; None where that is missing)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def niced(nice: int) -> Callable[[], None] | None:
     """A ``preexec_fn`` that lowers the child's CPU priority by ``nice`` (None for 0).
 

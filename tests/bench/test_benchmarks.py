@@ -3,6 +3,7 @@ against a real server (bench.baseline_proxy's bare intake) on 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import orjson
 import pytest
 
 from bench.deadline_bench import _gc, main, verdict
-from bench.procs import Processes
+from bench.procs import Processes, cpu_wait_seconds
 from bench.soak_bench import analyse, rss_kb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,6 +111,12 @@ def test_soak_tells_a_filling_structure_from_a_leak() -> None:
     filling = [sample(t, min(80 + t * 0.2, 110)) for t in range(0, 600, 5)]
     a = analyse(filling, warmup_s=60)
     assert not a["memory_ok"] and a["rss_growth_second_half"] == 0
+
+
+def test_the_run_queue_wait_of_a_process_is_readable() -> None:
+    waited = cpu_wait_seconds(os.getpid())
+    assert waited is not None and waited >= 0.0
+    assert cpu_wait_seconds(2**22 + 1) is None  # above Linux's largest pid: no such process
 
 
 def test_rss_of_this_process_is_readable() -> None:
