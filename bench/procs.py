@@ -16,7 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -115,18 +115,10 @@ class Processes:
     def __init__(self) -> None:
         self.servers: list[Server] = []
 
-    def start(
-        self,
-        name: str,
-        module: str,
-        *args: str,
-        nice: int = 0,
-        env: Mapping[str, str] | None = None,
-    ) -> Server:
+    def start(self, name: str, module: str, *args: str, nice: int = 0) -> Server:
         """Run ``python -m module args... --port P`` on a free port; wait for its ``/healthz``.
 
-        ``nice`` > 0 runs it at that lower CPU priority (see :func:`niced`); ``env`` adds to the
-        environment (``GAVEL_*`` settings)."""
+        ``nice`` > 0 runs it at that lower CPU priority (see :func:`niced`)."""
         port = free_port()
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_all
         proc = subprocess.Popen(
@@ -136,7 +128,6 @@ class Processes:
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=niced(nice),
-            env={**os.environ, **env} if env else None,
         )
         server = Server(name, port, proc, log)
         self.servers.append(server)

@@ -10,8 +10,9 @@ nothing and lets the auctions already running finish on time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+
+from ssp.tasks import stop_task
 
 
 class LagMonitor:
@@ -28,10 +29,8 @@ class LagMonitor:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         interval = self.interval_s

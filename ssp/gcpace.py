@@ -31,7 +31,6 @@ comes. The auctions starting meanwhile whose cutoffs would fall inside it are cu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections import deque
@@ -39,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from exchange.pauses import PauseWindows
+from ssp.tasks import stop_task
 
 
 class GcPacer:
@@ -103,11 +103,8 @@ class GcPacer:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self._was_enabled:
             gc.enable()
         if self.pauses is not None:

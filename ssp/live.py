@@ -27,7 +27,6 @@ quarter or more of them failed, ``idle`` when it was not called.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from array import array
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from exchange.openrtb import MICROS
 from exchange.stats import Stats
+from ssp.tasks import stop_task
 
 if TYPE_CHECKING:
     from exchange.engine import AuctionResult
@@ -138,11 +138,8 @@ class LiveView:
     async def close(self) -> None:
         """Stop ticking and end the streams."""
         self.end_streams()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

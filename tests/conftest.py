@@ -106,6 +106,19 @@ async def eventually(
         await asyncio.sleep(0.01)
 
 
+def record_cutoffs(exchange: Any) -> list[float]:
+    """Wrap ``exchange.fanout.run`` to note the cutoff of every auction; the list it fills."""
+    cutoffs: list[float] = []
+    run = exchange.fanout.run
+
+    async def spy(request: Any, *, cutoff: float) -> Any:
+        cutoffs.append(cutoff)
+        return await run(request, cutoff=cutoff)
+
+    exchange.fanout.run = spy
+    return cutoffs
+
+
 def free_port() -> int:
     """A port with nothing listening on it (bound, then released)."""
     with socket.socket() as s:

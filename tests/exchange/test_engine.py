@@ -14,6 +14,7 @@ from exchange.feedback import AuctionEvent
 from exchange.openrtb import parse_bid_request
 from exchange.settings import ExchangeSettings
 from exchange.transport import InProcessBidder
+from tests.conftest import record_cutoffs
 
 REQUEST = {"id": "r&1", "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}]}
 
@@ -106,14 +107,7 @@ async def test_an_exchange_that_answers_late_widens_its_margin() -> None:
     late = await exchange.auction(request, arrival=time.perf_counter())
     assert late.duration > 0.105
     assert exchange.margin.current == 0.015  # the cap: bidders keep at least 85 ms
-    cutoffs: list[float] = []
-    run = exchange.fanout.run
-
-    async def spy(request: Any, *, cutoff: float) -> Any:
-        cutoffs.append(cutoff)
-        return await run(request, cutoff=cutoff)
-
-    exchange.fanout.run = spy  # type: ignore[method-assign]
+    cutoffs = record_cutoffs(exchange)
     arrival = time.perf_counter()
     await exchange.auction(request, arrival=arrival)
     assert cutoffs == [pytest.approx(arrival + 0.085)]  # 15 ms before tmax now, not 5

@@ -12,6 +12,7 @@ from exchange.openrtb import parse_bid_request
 from exchange.pauses import PauseWindows
 from exchange.settings import ExchangeSettings
 from exchange.transport import InProcessBidder
+from tests.conftest import record_cutoffs
 
 
 def test_a_cutoff_inside_a_window_moves_to_its_start_and_others_stay() -> None:
@@ -46,14 +47,7 @@ async def test_the_engine_cuts_an_auction_off_before_a_reserved_pause() -> None:
         settings=ExchangeSettings(seed=1, margin_max_ms=0),  # fixed margin: 5 ms
         transports=[InProcessBidder(name="silent", bidder=_Silent())],
     )
-    cutoffs: list[float] = []
-    run = exchange.fanout.run
-
-    async def spy(request: Any, *, cutoff: float) -> Any:
-        cutoffs.append(cutoff)
-        return await run(request, cutoff=cutoff)
-
-    exchange.fanout.run = spy  # type: ignore[method-assign]
+    cutoffs = record_cutoffs(exchange)
     request = parse_bid_request({"id": "r", "imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]})
     arrival = time.perf_counter()
     exchange.pauses.reserve(arrival + 0.080, arrival + 0.110)  # over the natural cutoff, 95 ms
