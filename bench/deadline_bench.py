@@ -27,12 +27,13 @@ target is missed at either load, 0 when met, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from bench.procs import (
     get,
     get_json,
     niced,
+    split_cpus,
 )
 from bench.report import machine
 from bench.request import sample_request
@@ -80,13 +82,20 @@ def start_dsp(procs: Processes, name: str, *args: str, nice: int = 0) -> Server:
     return procs.start(f"{DSP_PREFIX}{name}", "gavel", *base, *args, nice=nice)
 
 
-def start_ssp(procs: Processes, name: str, dsps: Sequence[Server], *extra: str) -> Server:
-    """``gavel ssp`` calling each of ``dsps`` (started by :func:`start_dsp`) by its name."""
+def start_ssp(
+    procs: Processes,
+    name: str,
+    dsps: Sequence[Server],
+    *extra: str,
+    cpus: Collection[int] | None = None,
+) -> Server:
+    """``gavel ssp`` calling each of ``dsps`` (started by :func:`start_dsp`) by its name, on
+    ``cpus`` (None: wherever the OS puts it)."""
     flags = []
     for d in dsps:
         flags += ["--dsp", f"{d.name.removeprefix(DSP_PREFIX)}={d.url('/openrtb2/bid')}"]
     base = ["ssp", "--host", "127.0.0.1", "--seed", "1"]
-    return procs.start(name, "gavel", *base, *flags, *extra)
+    return procs.start(name, "gavel", *base, *flags, *extra, cpus=cpus)
 
 
 def normal_dsps(
@@ -155,6 +164,68 @@ def saturation(
     assert best is not None
     best["tries"] = tries
     return best
+
+
+def knee(
+    ssp: Server,
+    body: Path,
+    *,
+    upper: float,
+    max_timeouts: float,
+    probe_s: float,
+    steps: int,
+    nice: int = 0,
+) -> dict[str, Any]:
+    """The most auctions/s at which the world still keeps up: its *sustainable* saturation.
+
+    The closed loops of :func:`saturation` count every auction the SSP ran, also the ones whose
+    well-behaved DSPs could no longer answer in time because they (and the load generator) were
+    starved of CPU: on one machine they share its cores with the SSP. Past that rate the world is
+    no longer "one DSP that never answers" but every DSP failing. So the rate is searched for by
+    halving the interval [0, ``upper``] ``steps`` times with open-loop probes of ``probe_s`` s,
+    starting at ``upper``; a probe keeps up when the SSP shed nothing and at most ``max_timeouts``
+    of the well-behaved DSPs' calls (every DSP but "hung") timed out. Returns the highest rate that
+    kept up (0 if none did), with ``tries`` holding every probe's (rate, timeout share, shed, ok).
+    """
+    tries: list[tuple[float, float, int, bool]] = []
+
+    def keeps_up(rate: float) -> bool:
+        before = get_json(ssp.url("/stats"))
+        args = ["--rate", f"{rate:.1f}", "--duration", f"{probe_s:g}", "--warmup", "0"]
+        loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=probe_s + 40, nice=nice)
+        after = get_json(ssp.url("/stats"))
+        wait_drained(ssp)
+        calls = timeouts = 0
+        for name in after["bidders"]:
+            if name != "hung":
+                d = _delta(before, after, name) or {}
+                calls += d.get("requests", 0)
+                timeouts += d.get("timeouts", 0)
+        share = timeouts / calls if calls else 1.0
+        shed = after["overload"] - before["overload"]
+        ok = shed == 0 and share <= max_timeouts
+        tries.append((round(rate, 1), round(share, 4), shed, ok))
+        time.sleep(0.5)
+        return ok
+
+    best = highest_passing(upper, steps, keeps_up)
+    return {"run_rps": round(best, 1), "upper": round(upper, 1), "tries": tries}
+
+
+def highest_passing(upper: float, steps: int, passes: Callable[[float], bool]) -> float:
+    """The highest rate in [0, ``upper``] found to pass: ``upper`` itself if it does, else the best
+    of ``steps`` halvings of the interval (0.0 if no probed rate passed). ``passes`` is taken to be
+    monotone: a rate that passes, every lower one would too."""
+    if passes(upper):
+        return upper
+    lo, hi = 0.0, upper
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        if passes(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def wait_drained(ssp: Server, limit_s: float = 120.0) -> float:
@@ -322,12 +393,13 @@ def render(results: dict[str, Any]) -> str:
         f"machine: {m['cpu_model']}, {m['nproc']} CPUs, {m['python']}, load average at start "
         f"{m['loadavg_at_start']}, at end {m.get('loadavg_at_end', '-')}",
         f"the DSPs and the load generator run at nice {results['options']['others_nice']}, "
-        "the SSPs at the machine's default",
+        "the SSPs at the machine's default; " + _pin(results["options"]["pin"]),
         f"saturation (best closed loop of {results['options']['concurrency']} connections, "
         f"auctions run/s): 4 DSPs + 1 hung {sat_h['run_rps']:,.0f}, baseline 4 DSPs "
         f"{sat_b['run_rps']:,.0f} (ratio {sat_h['run_rps'] / max(sat_b['run_rps'], 1e-9):.2f}); "
         f"shed {sat_h['shed']:,} / {sat_b['shed']:,}; client p99 {sat_h['p99_ms']:.1f} / "
         f"{sat_b['p99_ms']:.1f} ms",
+        _sustained(results["saturation"].get("sustained"), results["options"]),
         "",
         f"{'open loop':<24}{'rate/s':>8}{'auctions':>9}{'shed':>6}{'timeouts':>9}"
         f"{'p99 srv':>9}{'p100 srv':>9}{'hist p99 (bucket]':>22}{'hist max':>12}"
@@ -374,6 +446,23 @@ def render(results: dict[str, Any]) -> str:
         for miss in run.get("misses") or []:
             lines.append(f"  {run['label']}: {miss}")
     return "\n".join(lines)
+
+
+def _sustained(sus: dict[str, Any] | None, options: dict[str, Any]) -> str:
+    if sus is None:
+        return "the loads are shares of the peak (4 DSPs + 1 hung)"
+    probes = ", ".join(f"{r:,.0f} {'ok' if ok else 'no'}" for r, _, _, ok in sus["tries"])
+    return (
+        f"the loads are shares of the sustained saturation {sus['run_rps']:,.0f} auctions/s: the "
+        f"most at which the well-behaved DSPs' timeouts stayed <= {options['max_timeouts']:.1%} "
+        f"with nothing shed (probes: {probes})"
+    )
+
+
+def _pin(pin: dict[str, list[int]] | None) -> str:
+    if pin is None:
+        return "every process on any CPU"
+    return f"the SSPs on CPU {pin['ssp']}, the others on CPU {pin['others']}"
 
 
 def _f(x: float | None) -> str:
@@ -439,15 +528,50 @@ def build_parser() -> argparse.ArgumentParser:
         "never answers in time; the SSP closes its calls at their cutoff, and longer holds would "
         "only pile up sleeping requests in the hung DSP)",
     )
+    p.add_argument(
+        "--saturation",
+        choices=("sustained", "peak"),
+        default="sustained",
+        help="what the loads are shares of. sustained (default): the most auctions/s at which the "
+        "well-behaved DSPs still answer in time and nothing is shed, searched for with open-loop "
+        "probes below the peak; peak: the best closed loop's auctions run/s, however many of them "
+        "timed out everywhere",
+    )
+    p.add_argument(
+        "--max-timeouts",
+        type=float,
+        default=0.01,
+        metavar="SHARE",
+        help="sustained: the largest share of the well-behaved DSPs' calls that may time out "
+        "(default 0.01)",
+    )
+    p.add_argument(
+        "--probe-s", type=float, default=4.0, help="sustained: seconds per probe (default 4)"
+    )
+    p.add_argument(
+        "--probe-steps",
+        type=int,
+        default=5,
+        help="sustained: halvings of the search interval (default 5: within 1/32 of the peak)",
+    )
     p.add_argument("--tmax-ms", type=int, default=100, help="the SSP's deadline (default 100)")
     p.add_argument("--no-baseline", action="store_true", help="skip the 4-DSP baseline runs")
     p.add_argument(
         "--others-nice",
         type=int,
-        default=10,
+        default=None,
         metavar="N",
         help="run the DSPs and the load generator, which stand in for other machines, at nice N "
-        "so that they do not take the SSP's CPU (default 10; 0 = share it equally)",
+        "so that they do not take the SSP's CPU (default: 0 when the SSPs have a CPU of their own, "
+        "see --pin, else 10; 0 = share it equally)",
+    )
+    p.add_argument(
+        "--pin",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto (default): give the SSPs the first CPU of their own and the DSPs, the load "
+        "generator and this script the others, as if they ran on other machines (needs 2 CPUs; "
+        "on 1 it is off); off: let the OS place every process",
     )
     p.add_argument("--ssp-arg", action="append", default=[], help="extra `gavel ssp` argument")
     p.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
@@ -467,6 +591,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not all(0 < x <= 1 for x in loads) or args.duration <= 0 or min(concurrencies) < 1:
         print("deadline_bench: loads in (0, 1], duration > 0, concurrency >= 1", file=sys.stderr)
         return 2
+    if not 0 <= args.max_timeouts < 1 or args.probe_s <= 0 or args.probe_steps < 0:
+        print(
+            "deadline_bench: --max-timeouts in [0, 1), --probe-s > 0, --probe-steps >= 0",
+            file=sys.stderr,
+        )
+        return 2
     progress = Progress()
     results: dict[str, Any] = {
         "command": " ".join(["python -m bench.deadline_bench", *(argv or sys.argv[1:])]),
@@ -478,6 +608,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "loads": loads,
             "duration": args.duration,
             "others_nice": args.others_nice,
+            "pin": None,
+            "saturation": args.saturation,
+            "max_timeouts": args.max_timeouts,
         },
         "saturation": {},
         "runs": [],
@@ -485,6 +618,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_on_sigterm()  # so that the finally below stops the servers
     procs = Processes()
     extra = ["--tmax-ms", str(args.tmax_ms), *args.ssp_arg]
+    split = split_cpus() if args.pin == "auto" else None
+    ssp_cpus = None
+    if args.others_nice is None:
+        # Pinned, a lower priority only leaves the DSPs at the mercy of whatever else runs on
+        # their CPUs; unpinned, it keeps them from delaying the SSP's timers.
+        args.others_nice = 0 if split is not None else 10
+    results["options"]["others_nice"] = args.others_nice
+    if split is not None:
+        ssp_cpus, others = split
+        os.sched_setaffinity(0, others)  # the DSPs and load generators started below inherit it
+        results["options"]["pin"] = {"ssp": sorted(ssp_cpus), "others": sorted(others)}
     with tempfile.TemporaryDirectory(prefix="gavel-deadline-") as tmp:
         body = Path(tmp) / "bid_request.json"
         body.write_bytes(orjson.dumps(sample_request(tmax_ms=args.tmax_ms)))
@@ -495,8 +639,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             hang = ["--strategy", "constant", "--param", "price=3"]
             hang += ["--hang-rate", "1", "--hang-s", f"{args.hang_s:g}"]
             hung = start_dsp(procs, "hung", *hang, nice=nice)
-            ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra)
-            base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra)
+            ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra, cpus=ssp_cpus)
+            base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra, cpus=ssp_cpus)
             for key, server in (("baseline", base), ("hung", ssp)):
                 sat = saturation(
                     server,
@@ -513,6 +657,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{sat['tries']}"
                 )
             sat_rps = results["saturation"]["hung"]["run_rps"]
+            if args.saturation == "sustained":
+                progress("searching for the most auctions/s the hung world keeps up with")
+                sustained = knee(
+                    ssp,
+                    body,
+                    upper=sat_rps,
+                    max_timeouts=args.max_timeouts,
+                    probe_s=args.probe_s,
+                    steps=args.probe_steps,
+                    nice=nice,
+                )
+                results["saturation"]["sustained"] = sustained
+                progress(
+                    f"sustained saturation: {sustained['run_rps']:,.0f} auctions/s; probes (rate, "
+                    f"well-behaved timeouts, shed, kept up): {sustained['tries']}"
+                )
+                sat_rps = sustained["run_rps"]
+                if sat_rps <= 0:
+                    print(
+                        "deadline_bench: the world kept up with no probed rate; "
+                        "try --max-timeouts or --probe-steps",
+                        file=sys.stderr,
+                    )
+                    return 1
             for share in loads:
                 rate = share * sat_rps
                 for label, server in (("hung", ssp), ("baseline", base)):

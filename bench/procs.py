@@ -16,7 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -53,19 +53,37 @@ def cpu_wait_seconds(pid: int) -> float | None:
         return None
 
 
-def niced(nice: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that lowers the child's CPU priority by ``nice`` (None for 0).
+def niced(nice: int, cpus: Collection[int] | None = None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that lowers the child's CPU priority by ``nice`` and, with ``cpus``, keeps
+    it on those CPUs (None when there is nothing to do).
 
     On a machine where the SSP shares its cores with the DSPs and the load generator, which stand
-    in for other machines, their lower priority keeps them from delaying the SSP's timers.
+    in for other machines, their lower priority keeps them from delaying the SSP's timers; CPUs of
+    their own keep them off the SSP's (see :func:`split_cpus`).
     """
-    if nice <= 0:
+    if nice <= 0 and cpus is None:
         return None
+    chosen = None if cpus is None else set(cpus)
 
-    def lower() -> None:
-        os.nice(nice)
+    def setup() -> None:
+        if nice > 0:
+            os.nice(nice)
+        if chosen is not None:
+            os.sched_setaffinity(0, chosen)
 
-    return lower
+    return setup
+
+
+def split_cpus() -> tuple[frozenset[int], frozenset[int]] | None:
+    """The CPUs this process may use, split in two: the first for the server under test, the rest
+    for the processes that stand in for other machines (None with fewer than 2 CPUs, or where the
+    platform cannot pin processes)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return frozenset(cpus[:1]), frozenset(cpus[1:])
 
 
 def exit_on_sigterm() -> None:
@@ -115,10 +133,13 @@ class Processes:
     def __init__(self) -> None:
         self.servers: list[Server] = []
 
-    def start(self, name: str, module: str, *args: str, nice: int = 0) -> Server:
+    def start(
+        self, name: str, module: str, *args: str, nice: int = 0, cpus: Collection[int] | None = None
+    ) -> Server:
         """Run ``python -m module args... --port P`` on a free port; wait for its ``/healthz``.
 
-        ``nice`` > 0 runs it at that lower CPU priority (see :func:`niced`)."""
+        ``nice`` > 0 runs it at that lower CPU priority, ``cpus`` on those CPUs only (see
+        :func:`niced`)."""
         port = free_port()
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_all
         proc = subprocess.Popen(
@@ -127,7 +148,7 @@ class Processes:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=niced(nice),
+            preexec_fn=niced(nice, cpus),
         )
         server = Server(name, port, proc, log)
         self.servers.append(server)

@@ -142,7 +142,7 @@ class Exchange:
         ended = time.perf_counter()
         result.duration = ended - arrival
         if margin is not None and ended >= cutoff:
-            margin.observe(ended - cutoff)
+            margin.observe(ended - cutoff, ended)
         self._record(result)
         for listener in self.listeners:
             listener.on_auction(result)

@@ -8,52 +8,55 @@ waited until their cutoff answer later than the margin allows, a fixed margin ma
 past ``tmax``.
 
 An :class:`AdaptiveMargin` watches how late those auctions finish after their cutoff (their
-*overshoot*) and keeps the margin at the chosen quantile of the recent overshoots (99.9% of the last
-1,024 by default: all but the longest one, since the deadline is meant to be hard), never below
-the configured floor nor above the cap. A quiet exchange keeps the floor (5 ms); a busy one gives
-bidders a few milliseconds less and answers on time. Pure logic: the caller measures the times.
+*overshoot*) and keeps the margin at the longest overshoot of the last ``horizon_s`` seconds (10 by
+default), never below the configured floor nor above the cap. The longest, not a high quantile:
+the deadline is hard, so the statistic that matters is the slowest answer, and on a shared machine
+the stalls that make it (a collection, another process taking the CPU) come every few seconds, too
+rarely for a quantile of a short window to remember them. The margin rises at the overshoot that
+calls for it and falls back as that overshoot ages out, a slot (a tenth of the horizon) at a time. A
+quiet exchange keeps the floor (5 ms); a busy one gives bidders a few milliseconds less and answers
+on time. Pure logic: the caller measures the times.
 """
 
 from __future__ import annotations
 
+from collections import deque
+
 
 class AdaptiveMargin:
     def __init__(
-        self,
-        *,
-        floor_s: float,
-        cap_s: float,
-        quantile: float = 0.999,
-        window: int = 1024,
-        every: int = 64,
+        self, *, floor_s: float, cap_s: float, horizon_s: float = 10.0, slots: int = 10
     ) -> None:
         if not 0 <= floor_s <= cap_s:
             raise ValueError("the margin's floor must be >= 0 and <= its cap")
-        if not 0 < quantile <= 1 or window < 1 or every < 1:
-            raise ValueError("quantile in (0, 1], window >= 1 and every >= 1")
+        if not horizon_s > 0 or slots < 1:
+            raise ValueError("the margin's horizon must be > 0 s, in at least 1 slot")
         self.floor_s = floor_s
         self.cap_s = cap_s
-        self.quantile = quantile
-        self.window = window
-        self.every = every
+        self.horizon_s = horizon_s
         #: The margin in force (seconds).
         self.current = floor_s
-        self._recent: list[float] = []
-        self._next = 0  # where the next overshoot goes once the window is full
-        self._seen = 0
+        self._width = horizon_s / slots
+        #: The longest overshoot of each slot of the horizon, the newest last.
+        self._maxima: deque[float] = deque([0.0], maxlen=slots)
+        self._slot: int | None = None
 
-    def observe(self, overshoot_s: float) -> None:
-        """One auction that waited until its cutoff finished ``overshoot_s`` after it."""
-        if len(self._recent) < self.window:
-            self._recent.append(overshoot_s)
-        else:
-            self._recent[self._next] = overshoot_s
-            self._next = (self._next + 1) % self.window
-        self._seen += 1
-        if self._seen % self.every == 0:
-            self._update()
+    def observe(self, overshoot_s: float, now: float) -> None:
+        """One auction that waited until its cutoff finished ``overshoot_s`` after it, at ``now``
+        (seconds on any monotonic clock, the same for every call)."""
+        slot = int(now // self._width)
+        if slot != self._slot:
+            self._roll(slot)
+        maxima = self._maxima
+        if overshoot_s > maxima[-1]:
+            maxima[-1] = overshoot_s
+            if overshoot_s > self.current:
+                self.current = min(self.cap_s, max(self.floor_s, overshoot_s))
 
-    def _update(self) -> None:
-        ordered = sorted(self._recent)
-        q = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))]
-        self.current = min(self.cap_s, max(self.floor_s, q))
+    def _roll(self, slot: int) -> None:
+        """Start slot ``slot``: the slots that passed with no auction are empty; the oldest leave."""
+        maxima = self._maxima
+        passed = 1 if self._slot is None else min(slot - self._slot, maxima.maxlen or 1)
+        maxima.extend([0.0] * max(1, passed))
+        self._slot = slot
+        self.current = min(self.cap_s, max(self.floor_s, max(maxima)))

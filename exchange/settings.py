@@ -11,8 +11,9 @@ class ExchangeSettings:
     tmax_ms: int = 100
     #: Kept back from the deadline for the exchange's own work (auction, answer); bidders get the rest.
     margin_ms: float = 5.0
-    #: Under load the margin grows, up to this, to the 99.9th percentile of how late the auctions
-    #: that waited until their cutoff finished after it (exchange/margin.py); <= margin_ms: fixed.
+    #: Under load the margin grows, up to this, to the longest overshoot (how late an auction that
+    #: waited until its cutoff finished after it) of the last 10 s (exchange/margin.py); <= margin_ms:
+    #: fixed.
     margin_max_ms: float = 15.0
     currency: str = "USD"
     #: Units of ``currency`` per unit of another currency, for floors given in that currency.

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.deadline_bench import _gc, main, verdict
-from bench.procs import Processes, cpu_wait_seconds
+from bench.deadline_bench import _gc, highest_passing, main, verdict
+from bench.procs import Processes, cpu_wait_seconds, niced, split_cpus
 from bench.soak_bench import analyse, rss_kb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +64,53 @@ def test_deadline_targets() -> None:
 def test_deadline_bench_refuses_bad_options_before_starting_anything() -> None:
     assert main(["--loads", "0.5,1.5"]) == 2
     assert main(["--concurrency", "32,x"]) == 2
+    assert main(["--max-timeouts", "1"]) == 2
+    assert main(["--probe-s", "0"]) == 2
+    assert main(["--probe-steps", "-1"]) == 2
+
+
+def test_sustained_saturation_is_found_by_halving_below_the_peak() -> None:
+    probed: list[float] = []
+
+    def keeps_up_to(limit: float) -> Any:
+        def passes(rate: float) -> bool:
+            probed.append(rate)
+            return rate <= limit
+
+        return passes
+
+    found = highest_passing(2000.0, 5, keeps_up_to(1300.0))
+    assert probed == [2000.0, 1000.0, 1500.0, 1250.0, 1375.0, 1312.5]
+    assert found == 1250.0  # the highest probed rate that passed, within 2000 / 2**5 of 1300
+    probed.clear()
+    assert highest_passing(2000.0, 5, keeps_up_to(5000.0)) == 2000.0 and probed == [2000.0]
+    assert highest_passing(2000.0, 3, keeps_up_to(10.0)) == 0.0  # nothing passed
+    assert highest_passing(2000.0, 0, keeps_up_to(1999.0)) == 0.0
+
+
+def test_a_child_can_be_kept_on_chosen_cpus() -> None:
+    split = split_cpus()
+    mine = sorted(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        assert split is None
+        chosen = set(mine)
+    else:
+        assert split is not None
+        first, rest = split
+        assert first | rest == set(mine) and not first & rest and len(first) == 1
+        chosen = set(first)
+    code = "import os; print(sorted(os.sched_getaffinity(0)), os.nice(0))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        preexec_fn=niced(3, chosen),
+    ).stdout
+    assert out.split("]")[0] + "]" == str(sorted(chosen))
+    assert int(out.split("]")[1]) == min(19, os.nice(0) + 3)
+    assert niced(0) is None
 
 
 def test_deadline_bench_reports_collections_run_in_reserved_windows() -> None:

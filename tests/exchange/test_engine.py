@@ -98,7 +98,6 @@ async def test_an_exchange_that_answers_late_widens_its_margin() -> None:
         settings=settings, transports=[InProcessBidder(name="silent", bidder=_Silent())]
     )
     assert exchange.margin is not None
-    exchange.margin.every = 1
     loop = asyncio.get_running_loop()
     request = parse_bid_request(REQUEST)
     # The loop is busy from 1 ms before the cutoff (at 95 ms) for 20 ms, as a long garbage

@@ -1,4 +1,5 @@
-"""The adaptive deadline margin: the floor when the exchange is on time, more when it is not."""
+"""The adaptive deadline margin: the floor when the exchange is on time, the longest recent
+overshoot when it is not."""
 
 from __future__ import annotations
 
@@ -9,45 +10,48 @@ from exchange.settings import ExchangeSettings
 
 
 def test_a_punctual_exchange_keeps_the_floor() -> None:
-    m = AdaptiveMargin(floor_s=0.005, cap_s=0.015, every=10)
-    for _ in range(100):
-        m.observe(0.0003)
+    m = AdaptiveMargin(floor_s=0.005, cap_s=0.015)
+    for i in range(100):
+        m.observe(0.0003, 100.0 + i * 0.01)
     assert m.current == 0.005
 
 
-def test_the_margin_follows_a_high_quantile_of_overshoots_up_to_the_cap() -> None:
-    m = AdaptiveMargin(floor_s=0.005, cap_s=0.015, window=1000, every=100)
+def test_the_margin_rises_at_once_to_the_longest_overshoot_up_to_the_cap() -> None:
+    m = AdaptiveMargin(floor_s=0.005, cap_s=0.015)
     for i in range(1000):
-        m.observe(0.008 if i % 50 == 0 else 0.001)  # 2% of auctions finish 8 ms late
+        m.observe(0.001, 100.0 + i * 0.001)
+    assert m.current == 0.005
+    m.observe(0.008, 101.0)  # one stall: the next auction's cutoff already allows for it
     assert m.current == pytest.approx(0.008)
-    for _ in range(1000):
-        m.observe(0.040)  # a machine so busy that everything is 40 ms late
+    m.observe(0.004, 101.001)
+    assert m.current == pytest.approx(0.008)  # the longest, not the latest
+    m.observe(0.040, 101.002)  # a machine so busy that an auction is 40 ms late
     assert m.current == 0.015  # bidders keep at least tmax - cap
 
 
-def test_old_overshoots_leave_the_window() -> None:
-    m = AdaptiveMargin(floor_s=0.005, cap_s=0.015, window=100, every=10)
-    for _ in range(100):
-        m.observe(0.012)
+def test_an_overshoot_is_remembered_for_the_horizon_then_ages_out() -> None:
+    m = AdaptiveMargin(floor_s=0.005, cap_s=0.015, horizon_s=10.0, slots=10)
+    m.observe(0.012, 100.5)
+    for t in range(101, 110):  # 9 more slots of punctual auctions: still within the horizon
+        m.observe(0.001, t + 0.5)
     assert m.current == pytest.approx(0.012)
-    for _ in range(100):
-        m.observe(0.0)
+    m.observe(0.001, 110.5)  # the stall's slot leaves
     assert m.current == 0.005
 
 
-def test_the_margin_updates_only_every_n_observations() -> None:
-    m = AdaptiveMargin(floor_s=0.005, cap_s=0.015, every=4)
-    for _ in range(3):
-        m.observe(0.010)
+def test_a_quiet_spell_empties_the_horizon_at_once() -> None:
+    m = AdaptiveMargin(floor_s=0.005, cap_s=0.015, horizon_s=10.0, slots=10)
+    m.observe(0.014, 100.0)
+    m.observe(0.002, 500.0)  # the next auction minutes later
     assert m.current == 0.005
-    m.observe(0.010)
-    assert m.current == pytest.approx(0.010)
 
 
 def test_bad_margins_are_refused() -> None:
     with pytest.raises(ValueError):
         AdaptiveMargin(floor_s=0.02, cap_s=0.01)
-    with pytest.raises(ValueError):
-        AdaptiveMargin(floor_s=0.0, cap_s=0.01, quantile=0)
+    with pytest.raises(ValueError, match="horizon"):
+        AdaptiveMargin(floor_s=0.0, cap_s=0.01, horizon_s=0)
+    with pytest.raises(ValueError, match="horizon"):
+        AdaptiveMargin(floor_s=0.0, cap_s=0.01, slots=0)
     with pytest.raises(ValueError, match="margin_max_ms"):
         ExchangeSettings(tmax_ms=100, margin_max_ms=100)
