@@ -3,16 +3,21 @@
 The world: the SSP (``gavel ssp``) calling 4 well-behaved DSPs (``gavel dsp --strategy constant``,
 prices 1.00-1.75) and one that hangs on every request (``--hang-rate 1 --hang-s 2``), so every
 auction waits for it until the cutoff. Next to it, the baseline: a second SSP calling only the 4
-well-behaved DSPs. Both run in the same invocation, on the same machine, one after the other.
+well-behaved DSPs. Both run in the same invocation, on the same machine, one after the other. The
+DSPs and the load generator stand in for other machines: the SSPs get the first CPU to themselves
+and everything else runs on the others (``--pin``).
 
-1. Saturation: short closed loops (bench.loadgen) at 64, 128, 256 and 512 connections; the best gives
+1. Peak: short closed loops (bench.loadgen) at 64, 128, 256 and 512 connections; the best gives
    each SSP's most auctions/s. Counted are the auctions the SSP ran, not its answers (an SSP
    shedding load answers 204 at once), over the loop plus the time the work it left behind
    (queued notices, late calls) took to drain.
-2. Open loop (bench.loadgen ``--rate``): the hung world at 50% and 80% of its own saturation
-   throughput, and the baseline at the same rates, each for long enough to cover 4,096 auctions
-   after warm-up.
-3. Each run reports the SSP's slowest answer (p100) and p99:
+2. Sustained saturation: at the peak the well-behaved DSPs, sharing the machine, no longer keep
+   up. The most auctions/s at which they do (at most 1% of their calls timing out, nothing shed)
+   is searched for below the hung world's peak with open-loop probes, halving the interval.
+3. Open loop (bench.loadgen ``--rate``): the hung world at 50% and 80% of its sustained saturation
+   (``--saturation peak``: of its peak), and the baseline at the same rates, each for long enough
+   to cover 4,096 auctions after warm-up.
+4. Each run reports the SSP's slowest answer (p100) and p99:
    - server side, exact: ``/stats`` ``latency_s`` (the last 4,096 auctions) polled every second;
      only polls whose window lies inside the run count, so the max over them is the run's p100
      (all but the first few hundred auctions, the warm-up) and the max of their p99s bounds p99;
@@ -195,13 +200,8 @@ def knee(
         loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=probe_s + 40, nice=nice)
         after = get_json(ssp.url("/stats"))
         wait_drained(ssp)
-        calls = timeouts = 0
-        for name in after["bidders"]:
-            if name != "hung":
-                d = _delta(before, after, name) or {}
-                calls += d.get("requests", 0)
-                timeouts += d.get("timeouts", 0)
-        share = timeouts / calls if calls else 1.0
+        share = wellbehaved_timeouts(before, after)
+        share = 1.0 if share is None else share
         shed = after["overload"] - before["overload"]
         ok = shed == 0 and share <= max_timeouts
         tries.append((round(rate, 1), round(share, 4), shed, ok))
@@ -355,10 +355,23 @@ def summarise(
         "hist_max_bucket_ms": None if top is None else [top.lo * 1000, top.hi * 1000],
         "hist_over_110ms": over_110,
         "hung_dsp": _delta(before, after, "hung"),
+        "wellbehaved_timeout_share": wellbehaved_timeouts(before, after),
         "gc": after.get("gc"),
         "margin_ms": after.get("margin_ms"),
         "client": client,
     }
+
+
+def wellbehaved_timeouts(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """The share of the well-behaved DSPs' calls (every DSP but "hung") that timed out between two
+    /stats snapshots (None if they made no calls)."""
+    calls = timeouts = 0
+    for name in after["bidders"]:
+        if name != "hung":
+            d = _delta(before, after, name) or {}
+            calls += d.get("requests", 0)
+            timeouts += d.get("timeouts", 0)
+    return timeouts / calls if calls else None
 
 
 def _delta(before: dict[str, Any], after: dict[str, Any], bidder: str) -> dict[str, int] | None:
@@ -422,13 +435,15 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "The hung DSP's calls (waited for until the cutoff / refused at once, its pool full),",
+        "The well-behaved DSPs' timeouts (above --max-timeouts, they did not keep up), the hung",
+        "DSP's calls (waited for until the cutoff / refused at once, its pool full),",
         "the SSP's garbage collector (/stats gc, since start) and its deadline margin:",
     ]
     for run in results["runs"]:
         margin = run.get("margin_ms")
         lines.append(
-            f"  {run['label']:<24}{_hung(run.get('hung_dsp'))}  {_gc(run.get('gc'))}"
+            f"  {run['label']:<24}{_wellbehaved(run.get('wellbehaved_timeout_share'))}; "
+            f"{_hung(run.get('hung_dsp'))}  {_gc(run.get('gc'))}"
             + ("" if margin is None else f"; margin at the end {margin:.1f} ms")
         )
     lines += ["", "CPU, share of one core during each run (2 cores in all):"]
@@ -467,6 +482,14 @@ def _pin(pin: dict[str, list[int]] | None) -> str:
 
 def _f(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
+
+
+def _wellbehaved(share: float | None) -> str:
+    return (
+        "well-behaved DSPs: no calls"
+        if share is None
+        else (f"well-behaved DSPs' calls timed out {share:.1%}")
+    )
 
 
 def _hung(h: dict[str, int] | None) -> str:

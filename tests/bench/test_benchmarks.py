@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.deadline_bench import _gc, highest_passing, main, verdict
+from bench.deadline_bench import _gc, highest_passing, main, verdict, wellbehaved_timeouts
 from bench.procs import Processes, cpu_wait_seconds, niced, split_cpus
 from bench.soak_bench import analyse, rss_kb
 
@@ -86,6 +86,17 @@ def test_sustained_saturation_is_found_by_halving_below_the_peak() -> None:
     assert highest_passing(2000.0, 5, keeps_up_to(5000.0)) == 2000.0 and probed == [2000.0]
     assert highest_passing(2000.0, 3, keeps_up_to(10.0)) == 0.0  # nothing passed
     assert highest_passing(2000.0, 0, keeps_up_to(1999.0)) == 0.0
+
+
+def test_the_well_behaved_dsps_timeouts_leave_the_hung_one_out() -> None:
+    def snap(d0: tuple[int, int], hung: tuple[int, int]) -> dict[str, Any]:
+        bidders = {"d0": {"requests": d0[0], "timeouts": d0[1], "errors": 0}}
+        bidders["hung"] = {"requests": hung[0], "timeouts": hung[1], "errors": 0}
+        return {"bidders": bidders}
+
+    before, after = snap((100, 1), (100, 100)), snap((300, 5), (300, 300))
+    assert wellbehaved_timeouts(before, after) == pytest.approx(4 / 200)
+    assert wellbehaved_timeouts(after, after) is None  # no calls in between
 
 
 def test_a_child_can_be_kept_on_chosen_cpus() -> None:
