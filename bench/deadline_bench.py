@@ -171,7 +171,7 @@ def saturation(
     return best
 
 
-def knee(
+def sustained_saturation(
     ssp: Server,
     body: Path,
     *,
@@ -485,11 +485,9 @@ def _f(x: float | None) -> str:
 
 
 def _wellbehaved(share: float | None) -> str:
-    return (
-        "well-behaved DSPs: no calls"
-        if share is None
-        else (f"well-behaved DSPs' calls timed out {share:.1%}")
-    )
+    if share is None:
+        return "well-behaved DSPs: no calls"
+    return f"well-behaved DSPs' calls timed out {share:.1%}"
 
 
 def _hung(h: dict[str, int] | None) -> str:
@@ -524,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.deadline_bench",
         description=(__doc__ or "").split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Takes about 2-3 minutes. The table goes to stdout, progress to stderr.",
+        epilog="Takes about 3 minutes. The table goes to stdout, progress to stderr.",
     )
     p.add_argument("--loads", default="0.5,0.8", help="shares of saturation (default 0.5,0.8)")
     p.add_argument(
@@ -682,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sat_rps = results["saturation"]["hung"]["run_rps"]
             if args.saturation == "sustained":
                 progress("searching for the most auctions/s the hung world keeps up with")
-                sustained = knee(
+                sustained = sustained_saturation(
                     ssp,
                     body,
                     upper=sat_rps,
