@@ -618,18 +618,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    here = machine()  # before pinning this process, which would hide the CPUs it counts
+    split = split_cpus() if args.pin == "auto" else None
+    ssp_cpus = None
+    if split is not None:
+        ssp_cpus, others = split
+        os.sched_setaffinity(0, others)  # the DSPs and load generators started below inherit it
+    # Pinned, a lower priority only leaves the DSPs at the mercy of whatever else runs on their
+    # CPUs; unpinned, it keeps them from delaying the SSP's timers.
+    nice = args.others_nice if args.others_nice is not None else (0 if split else 10)
     progress = Progress()
     results: dict[str, Any] = {
         "command": " ".join(["python -m bench.deadline_bench", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "machine": machine(),
+        "machine": here,
         "tmax_ms": args.tmax_ms,
         "options": {
             "concurrency": concurrencies,
             "loads": loads,
             "duration": args.duration,
-            "others_nice": args.others_nice,
-            "pin": None,
+            "others_nice": nice,
+            "pin": None if split is None else {"ssp": sorted(split[0]), "others": sorted(split[1])},
             "saturation": args.saturation,
             "max_timeouts": args.max_timeouts,
         },
@@ -639,23 +648,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_on_sigterm()  # so that the finally below stops the servers
     procs = Processes()
     extra = ["--tmax-ms", str(args.tmax_ms), *args.ssp_arg]
-    split = split_cpus() if args.pin == "auto" else None
-    ssp_cpus = None
-    if args.others_nice is None:
-        # Pinned, a lower priority only leaves the DSPs at the mercy of whatever else runs on
-        # their CPUs; unpinned, it keeps them from delaying the SSP's timers.
-        args.others_nice = 0 if split is not None else 10
-    results["options"]["others_nice"] = args.others_nice
-    if split is not None:
-        ssp_cpus, others = split
-        os.sched_setaffinity(0, others)  # the DSPs and load generators started below inherit it
-        results["options"]["pin"] = {"ssp": sorted(ssp_cpus), "others": sorted(others)}
     with tempfile.TemporaryDirectory(prefix="gavel-deadline-") as tmp:
         body = Path(tmp) / "bid_request.json"
         body.write_bytes(orjson.dumps(sample_request(tmax_ms=args.tmax_ms)))
         try:
             progress("starting 4 DSPs, 1 hung DSP, the SSP and the baseline SSP")
-            nice = args.others_nice
             dsps = normal_dsps(procs, nice=nice)
             hang = ["--strategy", "constant", "--param", "price=3"]
             hang += ["--hang-rate", "1", "--hang-s", f"{args.hang_s:g}"]

@@ -119,6 +119,15 @@ def record_cutoffs(exchange: Any) -> list[float]:
     return cutoffs
 
 
+def one_route_app(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], path: str = "/bid"
+) -> web.Application:
+    """An aiohttp app that answers POST ``path`` with ``handler``: a DSP a test shapes by hand."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    return app
+
+
 def free_port() -> int:
     """A port with nothing listening on it (bound, then released)."""
     with socket.socket() as s:

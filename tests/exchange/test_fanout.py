@@ -21,7 +21,7 @@ from exchange.http_bidder import HttpBidder
 from exchange.lean_http import LeanHttpBidder
 from exchange.openrtb import BidRequest, parse_bid_request
 from exchange.transport import HardTimeout
-from tests.conftest import eventually, free_port
+from tests.conftest import eventually, free_port, one_route_app
 
 REQUEST = parse_bid_request({"id": "r", "imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]})
 
@@ -90,9 +90,7 @@ async def test_a_late_http_call_drains_without_holding_the_request(
         await release.wait()
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/bid", hang)
-    server = await aiohttp_server(app)
+    server = await aiohttp_server(one_route_app(hang))
     bidder = LeanHttpBidder(name="hung", url=str(server.make_url("/bid")), hard_timeout_s=5)
     fanout = FanOut([bidder])
     request = parse_bid_request({"id": "r", "imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]})
@@ -291,9 +289,7 @@ async def test_a_bidder_whose_late_calls_never_end_stops_draining_until_one_does
         await asyncio.sleep(0.03)  # slow: past the 10 ms cutoff, within the hard timeout
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/bid", dsp)
-    server = await aiohttp_server(app)
+    server = await aiohttp_server(one_route_app(dsp))
     bidder = LeanHttpBidder(name="dsp", url=str(server.make_url("/bid")), hard_timeout_s=0.1)
     fanout = FanOut([bidder])
 

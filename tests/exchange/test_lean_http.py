@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from exchange.lean_http import LeanHttpBidder, _Connection
 from exchange.transport import BidderError
-from tests.conftest import eventually, free_port
+from tests.conftest import eventually, free_port, one_route_app
 
 Serve = Callable[[web.Application], Awaitable[TestServer]]
 
@@ -32,12 +32,6 @@ def serve(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Serve:
     return start
 
 
-def _app(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.Application:
-    app = web.Application()
-    app.router.add_post("/bid", handler)
-    return app
-
-
 async def test_posts_the_body_with_openrtb_headers_and_reuses_the_connection(serve: Serve) -> None:
     seen: list[tuple[str, str, bytes, str]] = []
     peers: set[Any] = set()
@@ -51,7 +45,7 @@ async def test_posts_the_body_with_openrtb_headers_and_reuses_the_connection(ser
         peers.add(request.transport.get_extra_info("peername"))
         return web.Response(body=b'{"id":"r"}', content_type="application/json")
 
-    bidder = _bidder(await serve(_app(handler)))
+    bidder = _bidder(await serve(one_route_app(handler)))
     for i in range(5):
         assert await bidder.call(None, b'{"n":%d}' % i, 50) == b'{"id":"r"}'  # type: ignore[arg-type]
     assert [s[2] for s in seen] == [b'{"n":%d}' % i for i in range(5)]
@@ -69,7 +63,7 @@ async def test_status_codes(serve: Serve, status: int, expected: str | None) -> 
         await request.read()
         return web.Response(status=status, headers={"Location": "http://elsewhere.example/"})
 
-    bidder = _bidder(await serve(_app(handler)))
+    bidder = _bidder(await serve(one_route_app(handler)))
     if expected is None:
         assert await bidder.call(None, b"{}", 50) is None  # type: ignore[arg-type]
     else:
@@ -87,7 +81,7 @@ async def test_chunked_answer_is_read_whole(serve: Serve) -> None:
         await resp.write_eof()
         return resp
 
-    bidder = _bidder(await serve(_app(handler)))
+    bidder = _bidder(await serve(one_route_app(handler)))
     assert await bidder.call(None, b"{}", 50) == b'{"id":"r","seatbid":[]}'  # type: ignore[arg-type]
 
 
@@ -105,7 +99,7 @@ async def test_body_over_the_limit_is_an_error_and_closes_the_connection(
         await resp.write(b"x" * 100_000)
         return resp
 
-    bidder = _bidder(await serve(_app(handler)), max_response_bytes=10_000)
+    bidder = _bidder(await serve(one_route_app(handler)), max_response_bytes=10_000)
     with pytest.raises(BidderError, match="over 10000"):
         await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
     await eventually(lambda: bidder.open_connections == 0, what="the connection to close")
@@ -118,7 +112,7 @@ async def test_compressed_answers_were_not_asked_for_and_are_errors(serve: Serve
             body=gzip.compress(b"0" * 1_000_000), headers={"Content-Encoding": "gzip"}
         )
 
-    bidder = _bidder(await serve(_app(handler)), max_response_bytes=5_000)
+    bidder = _bidder(await serve(one_route_app(handler)), max_response_bytes=5_000)
     with pytest.raises(BidderError, match="Content-Encoding 'gzip' was not asked for"):
         await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
 
@@ -130,7 +124,7 @@ async def test_hang_ends_at_the_hard_timeout(serve: Serve) -> None:
         await release.wait()
         return web.Response(status=204)
 
-    bidder = _bidder(await serve(_app(handler)), hard_timeout_s=0.2)
+    bidder = _bidder(await serve(one_route_app(handler)), hard_timeout_s=0.2)
     with pytest.raises(BidderError, match="hard timeout"):
         await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
     release.set()
@@ -143,7 +137,7 @@ async def test_cancelled_call_closes_its_connection(serve: Serve) -> None:
         await release.wait()
         return web.Response(status=204)
 
-    bidder = _bidder(await serve(_app(handler)))
+    bidder = _bidder(await serve(one_route_app(handler)))
     task = asyncio.ensure_future(bidder.call(None, b"{}", 50))  # type: ignore[arg-type]
     await eventually(lambda: bidder.open_connections == 1, what="the connection to open")
     task.cancel()
@@ -163,7 +157,7 @@ async def test_refused_and_closed_connections_are_errors(serve: Serve) -> None:
         request.transport.close()
         return web.Response(status=204)
 
-    bidder = _bidder(await serve(_app(handler)))
+    bidder = _bidder(await serve(one_route_app(handler)))
     with pytest.raises(BidderError):
         await bidder.call(None, b"{}", 50)  # type: ignore[arg-type]
 
@@ -185,7 +179,7 @@ async def test_a_timed_out_call_leaves_no_garbage_cycle(serve: Serve) -> None:
         await release.wait()
         return web.Response(status=204)
 
-    bidder = _bidder(await serve(_app(handler)), hard_timeout_s=0.05)
+    bidder = _bidder(await serve(one_route_app(handler)), hard_timeout_s=0.05)
     gc.collect()
     gc.disable()
     try:
@@ -219,7 +213,7 @@ async def test_start_reports_each_call_once_through_its_callback(serve: Serve) -
             return web.Response(status=204)
         return web.Response(body=b'{"id": "r"}', content_type="application/json")
 
-    bidder = _bidder(await serve(_app(handler)), max_connections=2)
+    bidder = _bidder(await serve(one_route_app(handler)), max_connections=2)
     ended: list[tuple[Any, Any]] = []
 
     def on_done(key: Any, reply: Any) -> None:
