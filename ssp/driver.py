@@ -5,7 +5,8 @@ requests and pixel events window by window; the driver sends each at its time wh
 earlier ones were answered (as real users do), renders each filled slot through
 :class:`~ssp.world.render.Renderer` (impression beacon if seen, click beacon if clicked, a
 conversion later in simulated time), and sends advertiser pixels to the DSPs that hold them.
-Pixel failures are counted and never slow the traffic (DSPs without a pixel endpoint answer 404).
+Pixel failures are counted and never slow the traffic; a 404 (a DSP that takes no pixels) is
+counted as declined, not failed.
 
 :func:`drive` is the simple steady driver of the demo world's first version, now on top of the
 generator with a flat rate, every ad seen and a fixed click rate; tests use it.
@@ -315,11 +316,13 @@ class TrafficDriver:
         try:
             async with self._session.get(url) as resp:
                 await resp.read()
-                ok = 200 <= resp.status < 300
+                status = resp.status
         except (TimeoutError, aiohttp.ClientError, OSError):
-            ok = False
-        if ok:
+            status = 0
+        if 200 <= status < 300:
             count.ok += 1
+        elif status == 404:  # the DSP takes no pixels: its choice, not a failure
+            count.declined += 1
         else:
             count.failed += 1
 

@@ -25,6 +25,8 @@ MAX_LATENCIES = 1_000_000
 class PixelCount:
     sent: int = 0
     ok: int = 0
+    #: Answered 404: the DSP takes no pixels (no ``pixel(event)`` hook, or no ``/pixel`` at all).
+    declined: int = 0
     failed: int = 0
     #: Events for a DSP whose URL is not known (not sent).
     unrouted: int = 0
@@ -135,8 +137,8 @@ class TrafficStats:
         ]
         for event, c in sorted(s.pixels.items()):
             lines.append(
-                f"pixel {event:<10} sent {c.sent}, ok {c.ok}, failed {c.failed}, "
-                f"no DSP url {c.unrouted}, dropped {c.dropped}"
+                f"pixel {event:<10} sent {c.sent}, ok {c.ok}, declined {c.declined}, "
+                f"failed {c.failed}, no DSP url {c.unrouted}, dropped {c.dropped}"
             )
         return "\n".join(lines)
 

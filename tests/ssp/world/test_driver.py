@@ -94,8 +94,11 @@ async def test_driven_world_counts_add_up_at_the_ssp_and_the_dsps(
     visits = [h for h in steady.hits if h.startswith("GET /pixel?event=visit")]
     assert len(visits) == tr.pixels["visit"].sent > 0
     assert tr.pixels["visit"].unrouted > 0
+    # steady's bidder has no pixel(event) hook: its DSP answers 404, which is declined, not failed
+    assert tr.pixels["visit"].declined == tr.pixels["visit"].sent
     for count in tr.pixels.values():
-        assert count.sent == count.ok + count.failed
+        assert count.sent == count.ok + count.declined + count.failed
+        assert count.failed == 0
     assert not [
         h
         for h in other.hits
@@ -165,6 +168,39 @@ async def test_a_closed_port_is_counted_not_fatal(default_world: World) -> None:
         ssp_url=f"http://127.0.0.1:{free_port()}", world=world, settings=settings
     ).run()
     assert tr.sent > 0 and tr.errors == tr.sent == tr.statuses["connection"]
+
+
+async def test_pixels_a_dsp_fails_are_failed_not_declined(
+    aiohttp_server: Server, default_world: World
+) -> None:
+    """Only a 404 means "takes no pixels"; a 500 or a closed port is a failure."""
+
+    async def ad(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    ssp_app = web.Application()
+    ssp_app.router.add_post("/ad", ad)
+    ssp = await aiohttp_server(ssp_app)
+    dsp_app = web.Application()
+    dsp_app.router.add_get("/pixel", broken)
+    dsp = await aiohttp_server(dsp_app)
+    world = make_world(
+        default_world,
+        user_settings=UserSettings(count=3000, seed=2, interests={"IAB17": 1000.0}),
+        intent=IntentSettings(advertiser_visits_per_day=300.0),
+    )
+    settings = TrafficSettings(qps=150, duration_s=1.0, day_minutes=1.0, seed=3)
+    urls = {"steady": str(dsp.make_url("")), "stride": f"http://127.0.0.1:{free_port()}"}
+    tr = await TrafficDriver(
+        ssp_url=str(ssp.make_url("")), world=world, settings=settings, dsp_urls=urls
+    ).run()
+    visits = tr.pixels["visit"]
+    assert visits.sent > 0 and visits.declined == visits.ok == 0
+    assert visits.failed == visits.sent
+    assert "declined 0, failed" in tr.summary()
 
 
 async def test_stop_ends_the_run_early(default_world: World, aiohttp_server: Server) -> None:
