@@ -1,19 +1,22 @@
 """Benchmark 3, deadline adherence: with one DSP that never answers, is the SSP still on time?
 
-The world: the SSP (``gavel ssp``) calling 4 well-behaved DSPs (``gavel dsp --strategy constant``,
-prices 1.00-1.75) and one that hangs on every request (``--hang-rate 1 --hang-s 2``), so every
-auction waits for it until the cutoff. Next to it, the baseline: a second SSP calling only the 4
-well-behaved DSPs. Both run in the same invocation, on the same machine, one after the other. The
-DSPs and the load generator stand in for other machines: the SSPs get the first CPU to themselves
-and everything else runs on the others (``--pin``).
+The world: the SSP (``gavel ssp``) calling 4 well-behaved DSPs (the constant bidder, prices
+1.00-1.75) and one that never answers, so every auction waits for it until the cutoff. Next to it,
+the baseline: a second SSP calling only the 4 well-behaved DSPs. Both run in the same invocation,
+on the same machine, one after the other. The DSPs and the load generator stand in for other
+machines: the SSPs get the first CPU to themselves and everything else runs on the others
+(``--pin``). The DSPs are lean stand-ins (:mod:`bench.standin_dsp`, the same bids for less than
+half of ``gavel dsp``'s CPU) so that they keep up with the SSP; ``--dsps gavel`` runs ``gavel dsp
+--strategy constant`` and, hung, ``--hang-rate 1 --hang-s 2``.
 
 1. Peak: short closed loops (bench.loadgen) at 64, 128, 256 and 512 connections; the best gives
    each SSP's most auctions/s. Counted are the auctions the SSP ran, not its answers (an SSP
    shedding load answers 204 at once), over the loop plus the time the work it left behind
    (queued notices, late calls) took to drain.
-2. Sustained saturation: at the peak the well-behaved DSPs, sharing the machine, no longer keep
-   up. The most auctions/s at which they do (at most 1% of their calls timing out, nothing shed)
-   is searched for below the hung world's peak with open-loop probes, halving the interval.
+2. Sustained saturation: at the peak the SSP sheds or answers late, or the well-behaved DSPs,
+   sharing the machine, no longer keep up. The most auctions/s at which none of that happens (at
+   most 1% of their calls timing out, nothing shed, p99 within tmax) is searched for with open-loop probes, from the hung world's
+   peak (a noisy estimate: above it too when it passes), halving the interval.
 3. Open loop (bench.loadgen ``--rate``): the hung world at 50% and 80% of its sustained saturation
    (``--saturation peak``: of its peak), and the baseline at the same rates, each for long enough
    to cover 4,096 auctions after warm-up.
@@ -26,7 +29,8 @@ and everything else runs on the others (``--pin``).
      includes the load generator's own delays) and from its actual write.
 
 Targets (issue 6): p100 within tmax + 5 ms and p99 within tmax, server side. Exit code 1 when a
-target is missed at either load, 0 when met, 2 on a usage error.
+target is missed at either load, 0 when met, 2 on a usage error. Each run also reports what else
+took the benchmark's CPUs (:class:`CpuDisturbance`).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from bench.procs import (
     Server,
     ServerFailed,
     cpu_seconds,
+    cpu_times,
     cpu_wait_seconds,
     exit_on_sigterm,
     get,
@@ -103,9 +108,26 @@ def start_ssp(
     return procs.start(name, "gavel", *base, *flags, *extra, cpus=cpus)
 
 
+def start_standin(procs: Processes, name: str, *args: str, nice: int = 0) -> Server:
+    """``python -m bench.standin_dsp --name NAME ARGS``: the lean stand-in (named "DSP NAME")."""
+    base = ["--host", "127.0.0.1", "--name", name]
+    return procs.start(f"{DSP_PREFIX}{name}", "bench.standin_dsp", *base, *args, nice=nice)
+
+
 def normal_dsps(
-    procs: Processes, prices: Sequence[float] = NORMAL_PRICES, *, nice: int = 0
+    procs: Processes,
+    prices: Sequence[float] = NORMAL_PRICES,
+    *,
+    nice: int = 0,
+    standin: bool = False,
 ) -> list[Server]:
+    """The well-behaved DSPs, bidding ``prices``: ``gavel dsp --strategy constant``, or the lean
+    stand-ins that answer the same bids (:mod:`bench.standin_dsp`)."""
+    if standin:
+        return [
+            start_standin(procs, f"d{i}", "--price", f"{p}", nice=nice)
+            for i, p in enumerate(prices)
+        ]
     return [
         start_dsp(procs, f"d{i}", "--strategy", "constant", "--param", f"price={p}", nice=nice)
         for i, p in enumerate(prices)
@@ -179,32 +201,40 @@ def sustained_saturation(
     max_timeouts: float,
     probe_s: float,
     steps: int,
+    tmax_ms: float,
     nice: int = 0,
 ) -> dict[str, Any]:
     """The most auctions/s at which the world still keeps up: its *sustainable* saturation.
 
-    The closed loops of :func:`saturation` count every auction the SSP ran, also the ones whose
-    well-behaved DSPs could no longer answer in time because they (and the load generator) were
-    starved of CPU: on one machine they share its cores with the SSP. Past that rate the world is
-    no longer "one DSP that never answers" but every DSP failing. So the rate is searched for by
-    halving the interval [0, ``upper``] ``steps`` times with open-loop probes of ``probe_s`` s,
-    starting at ``upper``; a probe keeps up when the SSP shed nothing and at most ``max_timeouts``
-    of the well-behaved DSPs' calls (every DSP but "hung") timed out. Returns the highest rate that
-    kept up (0 if none did), with ``tries`` holding every probe's (rate, timeout share, shed, ok).
+    The closed loops of :func:`saturation` count every auction the SSP ran, also the ones it
+    answered late, or whose well-behaved DSPs could no longer answer in time because they (and
+    the load generator) were starved of CPU: on one machine they share its cores with the SSP.
+    Past that rate the world is no longer "one DSP that never answers" but every DSP failing, or
+    an SSP that cannot keep up. So the rate is searched for by :func:`highest_passing` with
+    open-loop probes of ``probe_s`` s, starting at ``upper`` (and above it when it passes: the
+    closed loops' peak is a noisy estimate). A probe keeps up when the SSP shed nothing, its p99
+    (the histogram over the probe) was within ``tmax_ms``, and at most ``max_timeouts`` of the
+    well-behaved DSPs' calls (every DSP but "hung") timed out. Returns the highest rate that kept
+    up (0 if none did), with ``tries`` holding every probe's (rate, timeout share, shed, p99 ms,
+    ok).
     """
-    tries: list[tuple[float, float, int, bool]] = []
+    tries: list[tuple[float, float, int, float | None, bool]] = []
 
     def keeps_up(rate: float) -> bool:
         before = get_json(ssp.url("/stats"))
+        snap0 = parse_snapshot(get(ssp.url("/metrics")).decode())
         args = ["--rate", f"{rate:.1f}", "--duration", f"{probe_s:g}", "--warmup", "0"]
         loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=probe_s + 40, nice=nice)
         after = get_json(ssp.url("/stats"))
+        hist = parse_snapshot(get(ssp.url("/metrics")).decode()).minus(snap0)
         wait_drained(ssp)
         share = wellbehaved_timeouts(before, after)
         share = 1.0 if share is None else share
         shed = after["overload"] - before["overload"]
-        ok = shed == 0 and share <= max_timeouts
-        tries.append((round(rate, 1), round(share, 4), shed, ok))
+        p99 = histogram_quantile(hist.buckets, 0.99)
+        p99_ms = None if p99 is None else round(p99.value * 1000, 1)
+        ok = shed == 0 and share <= max_timeouts and p99_ms is not None and p99_ms <= tmax_ms
+        tries.append((round(rate, 1), round(share, 4), shed, p99_ms, ok))
         time.sleep(0.5)
         return ok
 
@@ -212,14 +242,33 @@ def sustained_saturation(
     return {"run_rps": round(best, 1), "upper": round(upper, 1), "tries": tries}
 
 
-def highest_passing(upper: float, steps: int, passes: Callable[[float], bool]) -> float:
-    """The highest rate in [0, ``upper``] found to pass: ``upper`` itself if it does, else the best
-    of ``steps`` halvings of the interval (0.0 if no probed rate passed). ``passes`` is taken to be
-    monotone: a rate that passes, every lower one would too."""
-    if passes(upper):
-        return upper
+def highest_passing(
+    upper: float,
+    steps: int,
+    passes: Callable[[float], bool],
+    *,
+    grow: float = 1.5,
+    max_grows: int = 3,
+) -> float:
+    """The highest rate found to pass, to within ``upper / 2**steps`` (0.0 if none did).
+
+    ``upper`` (the peak, a noisy estimate) is probed first. If it fails, the interval [0, ``upper``]
+    is halved ``steps`` times. If it passes, the rate is raised ``grow`` times at a time, at most
+    ``max_grows`` times, until one fails (if none does, the last is the answer), and the interval
+    between the last rate that passed and the first that failed is halved to the same precision.
+    ``passes`` is taken to be monotone: a rate that passes, every lower one would too."""
+    precision = upper / 2**steps
     lo, hi = 0.0, upper
-    for _ in range(steps):
+    if passes(upper):
+        lo = upper
+        for _ in range(max_grows):
+            hi = lo * grow
+            if not passes(hi):
+                break
+            lo = hi
+        else:
+            return lo
+    while hi - lo > precision * 1.000001:
         mid = (lo + hi) / 2
         if passes(mid):
             lo = mid
@@ -287,15 +336,20 @@ def open_loop_run(
     warmup: float,
     watch: Mapping[str, Sequence[int]] | None = None,
     nice: int = 0,
+    pin: tuple[Collection[int], Collection[int], Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """An open-loop run at ``rate`` with the server-side figures beside the client's, and the CPU
-    share of a core used by each group of processes in ``watch`` (name -> PIDs) during it."""
+    share of a core used by each group of processes in ``watch`` (name -> PIDs) during it.
+
+    With ``pin`` (the SSPs' CPUs, the others' CPUs, the SSPs' PIDs) it also measures what else
+    took those CPUs: see :class:`CpuDisturbance`."""
     seconds = max(duration, 1.25 * STATS_WINDOW / rate + 1.0)
     before = get_json(ssp.url("/stats"))
     snap0 = parse_snapshot(get(ssp.url("/metrics")).decode())
     watch = {"ssp": [ssp.pid], **(watch or {})}
     cpu0, t0 = {k: _cpu(v) for k, v in watch.items()}, time.monotonic()
     wait0 = cpu_wait_seconds(ssp.pid)
+    disturbance = CpuDisturbance(*pin) if pin is not None else None
     args = ["--rate", f"{rate:.1f}", "--duration", f"{seconds:.1f}", "--warmup", f"{warmup:g}"]
     with StatsPoller(ssp.url("/stats"), before["auctions"]) as poller:
         client = loadgen(
@@ -312,12 +366,45 @@ def open_loop_run(
     if wait0 is not None and wait1 is not None:
         # Runnable but not running: the time the OS gave the SSP's CPU to another process.
         run["ssp_cpu_wait_share"] = round((wait1 - wait0) / wall, 3)
+    if disturbance is not None:
+        run["disturbance"] = disturbance.shares()
     run["loadavg_after"] = machine()["loadavg_at_start"]
     return run
 
 
 def _cpu(pids: Sequence[int]) -> float:
     return sum(cpu_seconds(p) or 0.0 for p in pids)
+
+
+class CpuDisturbance:
+    """What else ran on the benchmark's CPUs from its creation to :meth:`shares`.
+
+    The SSPs have their CPUs to themselves (``--pin``), so any time those CPUs were busy beyond
+    the SSPs' own CPU time went to something else: the kernel's threads and interrupts, or another
+    tenant's process. ``steal`` is time the hypervisor gave to another virtual machine. On the
+    others' CPUs, ``idle`` tells whether the DSPs and the load generator had room to keep up.
+    """
+
+    def __init__(self, ssp_cpus: Collection[int], others: Collection[int], ssps: Sequence[int]):
+        self.ssp_cpus, self.others, self.ssps = ssp_cpus, others, ssps
+        self.t0 = time.monotonic()
+        self.ssp0, self.others0, self.own0 = cpu_times(ssp_cpus), cpu_times(others), _cpu(ssps)
+
+    def shares(self) -> dict[str, float] | None:
+        """Shares of one CPU's time over the interval (None where /proc/stat is missing)."""
+        wall = time.monotonic() - self.t0
+        ssp0, others0 = self.ssp0, self.others0
+        ssp1, others1 = cpu_times(self.ssp_cpus), cpu_times(self.others)
+        if ssp0 is None or ssp1 is None or others0 is None or others1 is None or wall <= 0:
+            return None
+        own = _cpu(self.ssps) - self.own0
+        n = len(self.others)
+        return {
+            "ssp_cpu_other_work": round(max(0.0, ssp1["busy"] - ssp0["busy"] - own) / wall, 3),
+            "ssp_cpu_steal": round((ssp1["steal"] - ssp0["steal"]) / wall, 3),
+            "others_idle": round((others1["idle"] - others0["idle"]) / wall / n, 3),
+            "others_steal": round((others1["steal"] - others0["steal"]) / wall / n, 3),
+        }
 
 
 def summarise(
@@ -357,8 +444,26 @@ def summarise(
         "hung_dsp": _delta(before, after, "hung"),
         "wellbehaved_timeout_share": wellbehaved_timeouts(before, after),
         "gc": after.get("gc"),
+        "gc_during_run": gc_delta(before.get("gc"), after.get("gc")),
         "margin_ms": after.get("margin_ms"),
         "client": client,
+    }
+
+
+def gc_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The paced collector's counts over a run, from two /stats ``gc`` snapshots (None unless
+    both are paced): collections per generation, forced (run with no gap or window for them), run
+    in a reserved window, and overrun (longer than the gap or window they were to fit in)."""
+    if not before or not after or "forced" not in before or "forced" not in after:
+        return None
+    return {
+        "collections": [
+            b - a for a, b in zip(before["collections"], after["collections"], strict=True)
+        ],
+        "forced": after["forced"] - before["forced"],
+        "planned": after.get("planned", 0) - before.get("planned", 0),
+        "cutoffs_moved": after.get("cutoffs_moved", 0) - before.get("cutoffs_moved", 0),
+        "overran": after.get("overran", 0) - before.get("overran", 0),
     }
 
 
@@ -405,8 +510,9 @@ def render(results: dict[str, Any]) -> str:
         f"Deadline adherence (benchmark 3), {results['date']}",
         f"machine: {m['cpu_model']}, {m['nproc']} CPUs, {m['python']}, load average at start "
         f"{m['loadavg_at_start']}, at end {m.get('loadavg_at_end', '-')}",
-        f"the DSPs and the load generator run at nice {results['options']['others_nice']}, "
-        "the SSPs at the machine's default; " + _pin(results["options"]["pin"]),
+        f"the DSPs ({_dsps(results['options'].get('dsps'))}) and the load generator run at nice "
+        f"{results['options']['others_nice']}, the SSPs at the machine's default; "
+        + _pin(results["options"]["pin"]),
         f"saturation (best closed loop of {results['options']['concurrency']} connections, "
         f"auctions run/s): 4 DSPs + 1 hung {sat_h['run_rps']:,.0f}, baseline 4 DSPs "
         f"{sat_b['run_rps']:,.0f} (ratio {sat_h['run_rps'] / max(sat_b['run_rps'], 1e-9):.2f}); "
@@ -437,13 +543,15 @@ def render(results: dict[str, Any]) -> str:
         "",
         "The well-behaved DSPs' timeouts (above --max-timeouts, they did not keep up), the hung",
         "DSP's calls (waited for until the cutoff / refused at once, its pool full),",
-        "the SSP's garbage collector (/stats gc, since start) and its deadline margin:",
+        "the SSP's garbage collector (/stats gc, since start; then during the run) and its",
+        "deadline margin:",
     ]
     for run in results["runs"]:
         margin = run.get("margin_ms")
         lines.append(
             f"  {run['label']:<24}{_wellbehaved(run.get('wellbehaved_timeout_share'))}; "
             f"{_hung(run.get('hung_dsp'))}  {_gc(run.get('gc'))}"
+            + _gc_run(run.get("gc_during_run"))
             + ("" if margin is None else f"; margin at the end {margin:.1f} ms")
         )
     lines += ["", "CPU, share of one core during each run (2 cores in all):"]
@@ -453,6 +561,8 @@ def render(results: dict[str, Any]) -> str:
         if waited is not None:
             shares += f"  (ssp waiting for a CPU {waited:.2f})"
         lines.append(f"  {run['label']:<24}{shares}  load average {run.get('loadavg_after')}")
+        if run.get("disturbance"):
+            lines.append(f"  {'':<24}{_disturbance(run['disturbance'])}")
     lines += [
         "",
         f"targets (server side): p100 <= tmax + 5 = {tmax + 5:g} ms, p99 <= tmax = {tmax:g} ms",
@@ -466,18 +576,30 @@ def render(results: dict[str, Any]) -> str:
 def _sustained(sus: dict[str, Any] | None, options: dict[str, Any]) -> str:
     if sus is None:
         return "the loads are shares of the peak (4 DSPs + 1 hung)"
-    probes = ", ".join(f"{r:,.0f} {'ok' if ok else 'no'}" for r, _, _, ok in sus["tries"])
+    probes = ", ".join(f"{t[0]:,.0f} {'ok' if t[-1] else 'no'}" for t in sus["tries"])
     return (
         f"the loads are shares of the sustained saturation {sus['run_rps']:,.0f} auctions/s: the "
-        f"most at which the well-behaved DSPs' timeouts stayed <= {options['max_timeouts']:.1%} "
-        f"with nothing shed (probes: {probes})"
+        f"most at which the well-behaved DSPs' timeouts stayed <= {options['max_timeouts']:.1%}, "
+        f"the SSP's p99 within tmax, with nothing shed (probes: {probes})"
     )
+
+
+def _dsps(kind: str | None) -> str:
+    return "bench.standin_dsp" if kind == "standin" else "gavel dsp"
 
 
 def _pin(pin: dict[str, list[int]] | None) -> str:
     if pin is None:
         return "every process on any CPU"
     return f"the SSPs on CPU {pin['ssp']}, the others on CPU {pin['others']}"
+
+
+def _disturbance(d: dict[str, float]) -> str:
+    return (
+        f"the SSPs' CPU: other work {d['ssp_cpu_other_work']:.2f}, stolen by the hypervisor "
+        f"{d['ssp_cpu_steal']:.2f}; the others' CPUs: idle {d['others_idle']:.2f}, stolen "
+        f"{d['others_steal']:.2f}"
+    )
 
 
 def _f(x: float | None) -> str:
@@ -500,6 +622,16 @@ def _hung(h: dict[str, int] | None) -> str:
     )
 
 
+def _gc_run(d: dict[str, Any] | None) -> str:
+    if not d:
+        return ""
+    return (
+        f"; during the run: collections {d['collections']}, forced {d['forced']}, "
+        f"in a reserved window {d['planned']} ({d['cutoffs_moved']:,} cutoffs moved), "
+        f"overran {d['overran']}"
+    )
+
+
 def _gc(g: dict[str, Any] | None) -> str:
     if not g:
         return ""
@@ -510,7 +642,8 @@ def _gc(g: dict[str, Any] | None) -> str:
         f"max pause {g['max_pause_ms']:.1f} ms ({g.get('max_pause_cpu_ms', 0):.1f} ms of CPU), "
         f"put off {g['deferred_polls']:,} times, "
         f"forced {g['forced']}, in a reserved window {g.get('planned', 0)} "
-        f"({g.get('cutoffs_moved', 0):,} cutoffs moved before one)"
+        f"({g.get('cutoffs_moved', 0):,} cutoffs moved before one), overran "
+        f"{g.get('overran', 0)} (by {g.get('max_overrun_ms', 0):.1f} ms at most)"
     )
 
 
@@ -542,12 +675,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--saturation-duration", type=float, default=5.0, help="each saturation loop, s (5)"
     )
     p.add_argument(
+        "--dsps",
+        choices=("standin", "gavel"),
+        default="standin",
+        help="what serves the DSPs. standin (default): bench.standin_dsp, the constant bidder's "
+        "same answers (or, hung, none) on an asyncio protocol, a fraction of gavel dsp's CPU a "
+        "request, so that on a small machine the DSPs keep up with the SSP; gavel: gavel dsp "
+        "--strategy constant (and --hang-rate 1 for the hung one), the real DSP server, which on "
+        "2 cores runs out of CPU first (the rounds before the sixth in bench/RESULTS.md)",
+    )
+    p.add_argument(
         "--hang-s",
         type=float,
         default=2.0,
-        help="how long the hung DSP holds each request (default 2: past the SSP's 1 s grace, so it "
-        "never answers in time; the SSP closes its calls at their cutoff, and longer holds would "
-        "only pile up sleeping requests in the hung DSP)",
+        help="--dsps gavel: how long the hung DSP holds each request (default 2: past the SSP's 1 s "
+        "grace, so it never answers in time; the SSP closes its calls at their cutoff, and longer "
+        "holds would only pile up sleeping requests in the hung DSP); the stand-in never answers",
     )
     p.add_argument(
         "--saturation",
@@ -573,7 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--probe-steps",
         type=int,
         default=5,
-        help="sustained: halvings of the search interval (default 5: within 1/32 of the peak)",
+        help="sustained: the search's precision, 1/2**N of the peak (default 5: within 1/32)",
     )
     p.add_argument("--tmax-ms", type=int, default=100, help="the SSP's deadline (default 100)")
     p.add_argument("--no-baseline", action="store_true", help="skip the 4-DSP baseline runs")
@@ -641,6 +784,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pin": None if split is None else {"ssp": sorted(split[0]), "others": sorted(split[1])},
             "saturation": args.saturation,
             "max_timeouts": args.max_timeouts,
+            "dsps": args.dsps,
         },
         "saturation": {},
         "runs": [],
@@ -653,10 +797,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         body.write_bytes(orjson.dumps(sample_request(tmax_ms=args.tmax_ms)))
         try:
             progress("starting 4 DSPs, 1 hung DSP, the SSP and the baseline SSP")
-            dsps = normal_dsps(procs, nice=nice)
-            hang = ["--strategy", "constant", "--param", "price=3"]
-            hang += ["--hang-rate", "1", "--hang-s", f"{args.hang_s:g}"]
-            hung = start_dsp(procs, "hung", *hang, nice=nice)
+            standin = args.dsps == "standin"
+            dsps = normal_dsps(procs, nice=nice, standin=standin)
+            if standin:
+                hung = start_standin(procs, "hung", "--price", "3", "--hang", nice=nice)
+            else:
+                hang = ["--strategy", "constant", "--param", "price=3"]
+                hang += ["--hang-rate", "1", "--hang-s", f"{args.hang_s:g}"]
+                hung = start_dsp(procs, "hung", *hang, nice=nice)
             ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra, cpus=ssp_cpus)
             base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra, cpus=ssp_cpus)
             for key, server in (("baseline", base), ("hung", ssp)):
@@ -684,12 +832,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     max_timeouts=args.max_timeouts,
                     probe_s=args.probe_s,
                     steps=args.probe_steps,
+                    tmax_ms=args.tmax_ms,
                     nice=nice,
                 )
                 results["saturation"]["sustained"] = sustained
                 progress(
                     f"sustained saturation: {sustained['run_rps']:,.0f} auctions/s; probes (rate, "
-                    f"well-behaved timeouts, shed, kept up): {sustained['tries']}"
+                    f"well-behaved timeouts, shed, p99 ms, kept up): {sustained['tries']}"
                 )
                 sat_rps = sustained["run_rps"]
                 if sat_rps <= 0:
@@ -712,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         warmup=args.warmup,
                         watch={"dsps": [d.pid for d in dsps], "hung": [hung.pid]},
                         nice=nice,
+                        pin=None if split is None else (*split, [ssp.pid, base.pid]),
                     )
                     run["label"] = (
                         f"{'4 DSPs + hung' if label == 'hung' else 'baseline 4 DSPs'} {share:.0%}"

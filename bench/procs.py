@@ -53,6 +53,29 @@ def cpu_wait_seconds(pid: int) -> float | None:
         return None
 
 
+def cpu_times(cpus: Collection[int]) -> dict[str, float] | None:
+    """Seconds the CPUs ``cpus`` have spent since boot, summed over them (/proc/stat): ``busy``
+    (user, nice, system, irq, softirq), ``idle`` (idle, iowait) and ``steal`` (the hypervisor gave
+    their time to another virtual machine). None where /proc/stat is missing or lacks one of them."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    wanted = {f"cpu{c}" for c in cpus}
+    busy = idle = steal = found = 0
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if name in wanted:
+            f = [int(x) for x in rest.split()]
+            busy += f[0] + f[1] + f[2] + f[5] + f[6]
+            idle += f[3] + f[4]
+            steal += f[7] if len(f) > 7 else 0
+            found += 1
+    if not wanted or found != len(wanted):
+        return None
+    return {"busy": busy / _TICKS, "idle": idle / _TICKS, "steal": steal / _TICKS}
+
+
 def niced(nice: int, cpus: Collection[int] | None = None) -> Callable[[], None] | None:
     """A ``preexec_fn`` that lowers the child's CPU priority by ``nice`` and, with ``cpus``, keeps
     it on those CPUs (None when there is nothing to do).

@@ -79,6 +79,10 @@ class GcPacer:
         self.planned = 0
         #: Polls that found a collection due but a cutoff too close.
         self.deferred = 0
+        #: Collections that were to end by a time (the next cutoff, or their window's end) and
+        #: ended later: a pause longer than expected, which makes those cutoffs' answers late.
+        self.overran = 0
+        self.max_overrun_s = 0.0
         #: Longest single collection and the sum of all, seconds (wall clock); the CPU time of the
         #: longest (less than its wall time when the OS ran something else meanwhile).
         self.max_pause_s = 0.0
@@ -90,8 +94,9 @@ class GcPacer:
         self._older_since = 0.0
         self._due = 0.0
         self._last = 0.0  # when the last collection ran
-        #: A reserved window's collection: (generation, when, latest start that still ends in it).
-        self._plan: tuple[int, float, float] | None = None
+        #: A reserved window's collection: (generation, when, latest start that still ends in it,
+        #: the window's end).
+        self._plan: tuple[int, float, float, float] | None = None
         self._was_enabled = True
         self._task: asyncio.Task[None] | None = None
 
@@ -126,8 +131,13 @@ class GcPacer:
 
     def fits(self, generation: int, now: float) -> bool:
         """Would a collection of ``generation`` started ``now`` end in time for the next cutoff?"""
+        limit = self._limit()
+        return limit is None or now + self.expected_pause(generation) <= limit
+
+    def _limit(self) -> float | None:
+        """When a collection must end: the next cutoff plus the slack (None: no auction waits)."""
         deadline = self.next_deadline() if self.next_deadline is not None else None
-        return deadline is None or now + self.expected_pause(generation) <= deadline + self.slack_s
+        return None if deadline is None else deadline + self.slack_s
 
     def collect(self, generation: int) -> float:
         """Run one collection of ``generation`` now; its pause in seconds."""
@@ -152,7 +162,7 @@ class GcPacer:
         """
         plan = self._plan
         if plan is not None:
-            generation, at, latest = plan
+            generation, at, latest, end = plan
             if now < at:
                 return None
             fits = self.fits(generation, now)
@@ -164,7 +174,7 @@ class GcPacer:
             self._plan = None
             self.planned += 1
             self.forced += not fits
-            collected = self._collect_at(generation, now)
+            collected = self._collect_at(generation, now, end if fits else None)
             if self.pauses is not None:
                 self.pauses.release(time.perf_counter())
             return collected
@@ -176,14 +186,14 @@ class GcPacer:
                 if not fits and self._reserve(older, now):
                     return None
                 self.forced += not fits
-                return self._collect_at(older, now)
+                return self._collect_at(older, now, self._limit() if fits else None)
         if now < self._due:
             return None
         generation = self.due_generation()
         if generation > (older or 0) and self.fits(generation, now):
             self._count += 1
             self._older = None  # a fuller collection does the waiting one's work too
-            return self._collect_at(generation, now)
+            return self._collect_at(generation, now, self._limit())
         fits = self.fits(0, now)
         if not fits and now - self._due < self.max_defer_s:
             self.deferred += 1
@@ -196,7 +206,7 @@ class GcPacer:
         if not fits and self._reserve(0, now):
             return None
         self.forced += not fits
-        return self._collect_at(0, now)
+        return self._collect_at(0, now, self._limit() if fits else None)
 
     def _reserve(self, generation: int, now: float) -> bool:
         """Reserve a window for a collection that found no gap; False without ``pauses``.
@@ -211,12 +221,20 @@ class GcPacer:
         scale = min(3.0, max(1.0, (at - self._last) / self.interval_s))
         expected = self.expected_pause(generation)
         length = expected * scale
-        self.pauses.reserve(at - self.slack_s, at + length + self.slack_s)
-        self._plan = (generation, at, at + length - expected)
+        end = at + length + self.slack_s
+        self.pauses.reserve(at - self.slack_s, end)
+        self._plan = (generation, at, at + length - expected, end)
         return True
 
-    def _collect_at(self, generation: int, now: float) -> int:
-        self.collect(generation)
+    def _collect_at(self, generation: int, now: float, end_by: float | None = None) -> int:
+        """Collect ``generation`` now; with ``end_by`` (on ``now``'s clock), count it as overrun
+        if it ends later."""
+        pause = self.collect(generation)
+        if end_by is not None:
+            over = now + pause - end_by
+            if over > 0:
+                self.overran += 1
+                self.max_overrun_s = max(self.max_overrun_s, over)
         self._last = now
         self._due = now + self.interval_s
         return generation
@@ -230,6 +248,8 @@ class GcPacer:
             "deferred_polls": self.deferred,
             "forced": self.forced,
             "planned": self.planned,
+            "overran": self.overran,
+            "max_overrun_ms": round(self.max_overrun_s * 1000, 3),
             "cutoffs_moved": self.pauses.moved if self.pauses is not None else 0,
             "max_pause_ms": round(self.max_pause_s * 1000, 3),
             "max_pause_cpu_ms": round(self.max_pause_cpu_s * 1000, 3),
