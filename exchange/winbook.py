@@ -1,11 +1,13 @@
 """Won imps waiting for their impression and click beacons, bounded in size and age.
 
 A win keeps only what its beacons need (ids, URLs, the price; no markup, no raw dict), packed in
-one flat tuple of strings and numbers (and the bid's ``adomain``/``cat`` tuples of strings).
-Python's cyclic garbage collector stops tracking such a tuple once a collection has seen it (a
-nested one may take a second), so the book's hundred thousand wins stay out of the older
-generations, whose collections would otherwise walk every one of them and stop the event loop
-for tens to hundreds of milliseconds (benchmark 3 in bench/RESULTS.md). :meth:`WinBook.get`, :meth:`~WinBook.bill` and :meth:`~WinBook.click`
+one flat tuple of strings and numbers: the bid's ``adomain`` and ``cat`` tuples go in as one
+string each. Python's cyclic garbage collector stops tracking such a tuple the first time a
+collection sees it, so the book's hundred thousand wins stay out of the older generations, whose
+collections would otherwise walk every one of them and stop the event loop for tens to hundreds
+of milliseconds (benchmark 3 in bench/RESULTS.md). A tuple nested in it would keep it tracked
+until a second collection, as the young collections reorder what they keep: the wins of the last
+second then filled the middle generation (15,700 of them at 1,200 auctions/s). :meth:`WinBook.get`, :meth:`~WinBook.bill` and :meth:`~WinBook.click`
 return a :class:`Win` built from the packed tuple: a copy, so the book changes only through them.
 """
 
@@ -33,8 +35,28 @@ class Win:
 
 
 # The packed tuple: (created, auction_id, price_micros, billed, clicks, then the bid's fields in
-# Bid's order without adm and raw).
+# Bid's order without adm and raw, adomain and cat as strings).
 _CREATED, _BILLED, _CLICKS = 0, 3, 4
+_SEP = "\x1f"  # the ASCII unit separator: joins adomain and cat
+
+
+def _flat(values: tuple[str, ...]) -> str | tuple[str, ...] | None:
+    """A tuple of strings as one string (None for none); kept as it is in the odd case that a
+    string holds the separator (that win is then untracked one collection later)."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0] if _SEP not in values[0] else values
+    joined = _SEP.join(values)
+    return joined if joined.count(_SEP) == len(values) - 1 else values
+
+
+def _unflat(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, tuple):
+        return value
+    return tuple(value.split(_SEP)) if _SEP in value else (value,)
 
 
 def _pack(auction_id: str, bid: Bid, price_micros: int, created: float) -> tuple[Any, ...]:
@@ -56,8 +78,8 @@ def _pack(auction_id: str, bid: Bid, price_micros: int, created: float) -> tuple
         b.adid,
         b.crid,
         b.dealid,
-        b.adomain,
-        b.cat,
+        _flat(b.adomain),
+        _flat(b.cat),
         b.w,
         b.h,
         b.bidid,
@@ -70,7 +92,7 @@ def _unpack(token: str, t: tuple[Any, ...]) -> Win:
     adomain, cat, w, h, bidid, currency = t[16:22]
     bid = Bid(
         bidder, seat, bid_id, impid, bid_price, None, nurl, burl, lurl, adid, crid, dealid,
-        adomain, cat, w, h, bidid, currency, {},
+        _unflat(adomain), _unflat(cat), w, h, bidid, currency, {},
     )  # fmt: skip
     return Win(token, t[1], bid, t[2], t[_CREATED], t[_BILLED], t[_CLICKS])
 

@@ -84,6 +84,43 @@ def test_wins_in_the_book_are_not_tracked_by_the_garbage_collector() -> None:
     assert len(gc.get_objects()) - before < 100
 
 
+def test_adomain_and_cat_come_back_as_they_went_in() -> None:
+    book = WinBook()
+    now = time.monotonic()
+    cases = [
+        ((), ()),
+        (("shoes.example",), ("IAB17",)),
+        (("a.example", "b.example", ""), ("IAB1", "IAB1-2")),
+        (("odd\x1fdomain",), ("IAB1", "with\x1fseparator")),  # kept as tuples
+    ]
+    for i, (adomain, cat) in enumerate(cases):
+        bid = dataclasses.replace(BIDS[0], adomain=adomain, cat=cat)
+        book.add(f"t{i}", "r", bid, 1_000_000, now)
+        win = book.get(f"t{i}")
+        assert win is not None and (win.bid.adomain, win.bid.cat) == (adomain, cat)
+
+
+def test_a_win_is_untracked_by_the_first_young_collection() -> None:
+    """One young collection is enough: a nested tuple (adomain) would keep the win tracked into
+    the middle generation, whose collections would then walk every win of the last second."""
+    book = WinBook()
+    now = time.monotonic()
+    bid = BIDS[0]
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(1_000):  # each bid with tuples of its own, as parsed from its response
+            fresh = dataclasses.replace(bid, adomain=(f"a{i}.example", "b.example"), cat=(f"{i}",))
+            book.add(f"t{i}", "r", fresh, 1_000_000, now)
+        gc.collect(0)
+        tracked = sum(gc.is_tracked(packed) for packed in book._wins.values())
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert tracked == 0
+
+
 def test_capacity_drops_the_oldest() -> None:
     book = WinBook(capacity=3, ttl_s=60)
     now = time.monotonic()
