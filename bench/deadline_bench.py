@@ -15,7 +15,8 @@ half of ``gavel dsp``'s CPU) so that they keep up with the SSP; ``--dsps gavel``
    (queued notices, late calls) took to drain.
 2. Sustained saturation: at the peak the SSP sheds or answers late, or the well-behaved DSPs,
    sharing the machine, no longer keep up. The most auctions/s at which none of that happens (at
-   most 1% of their calls timing out, nothing shed, p99 within tmax) is searched for with open-loop probes, from the hung world's
+   most 1% of their calls timing out, nothing shed, p99 within tmax, the SSP using at most 95% of
+   its core) is searched for with open-loop probes, from the hung world's
    peak (a noisy estimate: above it too when it passes), halving the interval.
 3. Open loop (bench.loadgen ``--rate``): the hung world at 50% and 80% of its sustained saturation
    (``--saturation peak``: of its peak), and the baseline at the same rates, each for long enough
@@ -202,6 +203,7 @@ def sustained_saturation(
     probe_s: float,
     steps: int,
     tmax_ms: float,
+    max_ssp_cpu: float = 0.95,
     nice: int = 0,
 ) -> dict[str, Any]:
     """The most auctions/s at which the world still keeps up: its *sustainable* saturation.
@@ -213,18 +215,21 @@ def sustained_saturation(
     an SSP that cannot keep up. So the rate is searched for by :func:`highest_passing` with
     open-loop probes of ``probe_s`` s, starting at ``upper`` (and above it when it passes: the
     closed loops' peak is a noisy estimate). A probe keeps up when the SSP shed nothing, its p99
-    (the histogram over the probe) was within ``tmax_ms``, and at most ``max_timeouts`` of the
-    well-behaved DSPs' calls (every DSP but "hung") timed out. Returns the highest rate that kept
-    up (0 if none did), with ``tries`` holding every probe's (rate, timeout share, shed, p99 ms,
-    ok).
+    (the histogram over the probe) was within ``tmax_ms``, it used at most ``max_ssp_cpu`` of a
+    core (its one event loop: past that, it only keeps up for as long as a short probe lasts, by
+    falling behind), and at most ``max_timeouts`` of the well-behaved DSPs' calls (every DSP but
+    "hung") timed out. Returns the highest rate that kept up (0 if none did), with ``tries``
+    holding every probe's (rate, timeout share, shed, p99 ms, SSP CPU, ok).
     """
-    tries: list[tuple[float, float, int, float | None, bool]] = []
+    tries: list[tuple[float, float, int, float | None, float, bool]] = []
 
     def keeps_up(rate: float) -> bool:
         before = get_json(ssp.url("/stats"))
         snap0 = parse_snapshot(get(ssp.url("/metrics")).decode())
         args = ["--rate", f"{rate:.1f}", "--duration", f"{probe_s:g}", "--warmup", "0"]
+        cpu0, t0 = cpu_seconds(ssp.pid) or 0.0, time.monotonic()
         loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=probe_s + 40, nice=nice)
+        cpu = ((cpu_seconds(ssp.pid) or 0.0) - cpu0) / (time.monotonic() - t0)
         after = get_json(ssp.url("/stats"))
         hist = parse_snapshot(get(ssp.url("/metrics")).decode()).minus(snap0)
         wait_drained(ssp)
@@ -234,7 +239,8 @@ def sustained_saturation(
         p99 = histogram_quantile(hist.buckets, 0.99)
         p99_ms = None if p99 is None else round(p99.value * 1000, 1)
         ok = shed == 0 and share <= max_timeouts and p99_ms is not None and p99_ms <= tmax_ms
-        tries.append((round(rate, 1), round(share, 4), shed, p99_ms, ok))
+        ok = ok and cpu <= max_ssp_cpu
+        tries.append((round(rate, 1), round(share, 4), shed, p99_ms, round(cpu, 3), ok))
         time.sleep(0.5)
         return ok
 
@@ -580,7 +586,8 @@ def _sustained(sus: dict[str, Any] | None, options: dict[str, Any]) -> str:
     return (
         f"the loads are shares of the sustained saturation {sus['run_rps']:,.0f} auctions/s: the "
         f"most at which the well-behaved DSPs' timeouts stayed <= {options['max_timeouts']:.1%}, "
-        f"the SSP's p99 within tmax, with nothing shed (probes: {probes})"
+        f"the SSP's p99 within tmax and its CPU <= {options.get('max_ssp_cpu', 1):.0%} of a core, "
+        f"with nothing shed (probes: {probes})"
     )
 
 
@@ -710,6 +717,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0.01)",
     )
     p.add_argument(
+        "--max-ssp-cpu",
+        type=float,
+        default=0.95,
+        metavar="SHARE",
+        help="sustained: the most of one core the SSP may use in a probe that keeps up (default "
+        "0.95: a probe of a few seconds can pass above the SSP's capacity while it falls behind)",
+    )
+    p.add_argument(
         "--probe-s", type=float, default=4.0, help="sustained: seconds per probe (default 4)"
     )
     p.add_argument(
@@ -755,9 +770,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not all(0 < x <= 1 for x in loads) or args.duration <= 0 or min(concurrencies) < 1:
         print("deadline_bench: loads in (0, 1], duration > 0, concurrency >= 1", file=sys.stderr)
         return 2
-    if not 0 <= args.max_timeouts < 1 or args.probe_s <= 0 or args.probe_steps < 0:
+    if (
+        not 0 <= args.max_timeouts < 1
+        or args.probe_s <= 0
+        or args.probe_steps < 0
+        or not 0 < args.max_ssp_cpu <= 1
+    ):
         print(
-            "deadline_bench: --max-timeouts in [0, 1), --probe-s > 0, --probe-steps >= 0",
+            "deadline_bench: --max-timeouts in [0, 1), --probe-s > 0, --probe-steps >= 0, "
+            "--max-ssp-cpu in (0, 1]",
             file=sys.stderr,
         )
         return 2
@@ -784,6 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pin": None if split is None else {"ssp": sorted(split[0]), "others": sorted(split[1])},
             "saturation": args.saturation,
             "max_timeouts": args.max_timeouts,
+            "max_ssp_cpu": args.max_ssp_cpu,
             "dsps": args.dsps,
         },
         "saturation": {},
@@ -833,12 +855,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     probe_s=args.probe_s,
                     steps=args.probe_steps,
                     tmax_ms=args.tmax_ms,
+                    max_ssp_cpu=args.max_ssp_cpu,
                     nice=nice,
                 )
                 results["saturation"]["sustained"] = sustained
                 progress(
                     f"sustained saturation: {sustained['run_rps']:,.0f} auctions/s; probes (rate, "
-                    f"well-behaved timeouts, shed, p99 ms, kept up): {sustained['tries']}"
+                    f"well-behaved timeouts, shed, p99 ms, SSP CPU, kept up): "
+                    f"{sustained['tries']}"
                 )
                 sat_rps = sustained["run_rps"]
                 if sat_rps <= 0:

@@ -78,6 +78,7 @@ def test_deadline_bench_refuses_bad_options_before_starting_anything() -> None:
     assert main(["--max-timeouts", "1"]) == 2
     assert main(["--probe-s", "0"]) == 2
     assert main(["--probe-steps", "-1"]) == 2
+    assert main(["--max-ssp-cpu", "0"]) == 2 and main(["--max-ssp-cpu", "1.5"]) == 2
 
 
 def test_sustained_saturation_is_found_by_halving_below_a_peak_that_fails() -> None:
