@@ -16,8 +16,8 @@ half of ``gavel dsp``'s CPU) so that they keep up with the SSP; ``--dsps gavel``
 2. Sustained saturation: at the peak the SSP sheds or answers late, or the well-behaved DSPs,
    sharing the machine, no longer keep up. The most auctions/s at which none of that happens (at
    most 1% of their calls timing out, nothing shed, p99 within tmax, the SSP using at most 95% of
-   its core) is searched for with open-loop probes, from the hung world's
-   peak (a noisy estimate: above it too when it passes), halving the interval.
+   its core) is searched for with open-loop probes of 8 s from the hung world's peak (a noisy
+   estimate: above it too when it passes), halving the interval.
 3. Open loop (bench.loadgen ``--rate``): the hung world at 50% and 80% of its sustained saturation
    (``--saturation peak``: of its peak), and the baseline at the same rates, each for long enough
    to cover 4,096 auctions after warm-up.
