@@ -7,8 +7,9 @@ collection sees it, so the book's hundred thousand wins stay out of the older ge
 collections would otherwise walk every one of them and stop the event loop for tens to hundreds
 of milliseconds (benchmark 3 in bench/RESULTS.md). A tuple nested in it would keep it tracked
 until a second collection, as the young collections reorder what they keep: the wins of the last
-second then filled the middle generation (15,700 of them at 1,200 auctions/s). :meth:`WinBook.get`, :meth:`~WinBook.bill` and :meth:`~WinBook.click`
-return a :class:`Win` built from the packed tuple: a copy, so the book changes only through them.
+second then filled the middle generation (15,700 of them at 1,200 auctions/s).
+:meth:`WinBook.get`, :meth:`~WinBook.bill` and :meth:`~WinBook.click` return a :class:`Win` built
+from the packed tuple: a copy, so the book changes only through them.
 """
 
 from __future__ import annotations
