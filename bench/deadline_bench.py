@@ -225,7 +225,7 @@ def sustained_saturation(
 
     def keeps_up(rate: float) -> bool:
         before = get_json(ssp.url("/stats"))
-        snap0 = parse_snapshot(get(ssp.url("/metrics")).decode())
+        snap0 = _metrics(ssp)
         args = ["--rate", f"{rate:.1f}", "--duration", f"{probe_s:g}", "--warmup", "0"]
         cpu0 = cpu_seconds(ssp.pid) or 0.0
         loadgen(ssp.url("/openrtb2/auction"), body, *args, timeout=probe_s + 40, nice=nice)
@@ -234,7 +234,7 @@ def sustained_saturation(
         # around the load generator also holds its start-up, when the SSP is idle).
         auctions = after["auctions"] - before["auctions"]
         cpu = ((cpu_seconds(ssp.pid) or 0.0) - cpu0) / max(auctions, 1) * rate
-        hist = parse_snapshot(get(ssp.url("/metrics")).decode()).minus(snap0)
+        hist = _metrics(ssp).minus(snap0)
         wait_drained(ssp)
         share = wellbehaved_timeouts(before, after)
         share = 1.0 if share is None else share
@@ -354,7 +354,7 @@ def open_loop_run(
     took those CPUs: see :class:`CpuDisturbance`."""
     seconds = max(duration, 1.25 * STATS_WINDOW / rate + 1.0)
     before = get_json(ssp.url("/stats"))
-    snap0 = parse_snapshot(get(ssp.url("/metrics")).decode())
+    snap0 = _metrics(ssp)
     watch = {"ssp": [ssp.pid], **(watch or {})}
     cpu0, t0 = {k: _cpu(v) for k, v in watch.items()}, time.monotonic()
     wait0 = cpu_wait_seconds(ssp.pid)
@@ -367,7 +367,7 @@ def open_loop_run(
         poller.poll()  # the end of the run, before anything else reaches the SSP
     wall = time.monotonic() - t0
     after = get_json(ssp.url("/stats"))
-    hist = parse_snapshot(get(ssp.url("/metrics")).decode()).minus(snap0)
+    hist = _metrics(ssp).minus(snap0)
     run = summarise(client, poller, before, after, hist, rate, seconds)
     run["cpu_share"] = {k: round((_cpu(v) - cpu0[k]) / wall, 3) for k, v in watch.items()}
     run["cpu_share"]["loadgen"] = round(client["cpu_s"] / seconds, 3)  # measured window only
@@ -379,6 +379,11 @@ def open_loop_run(
         run["disturbance"] = disturbance.shares()
     run["loadavg_after"] = machine()["loadavg_at_start"]
     return run
+
+
+def _metrics(ssp: Server) -> ServerSnapshot:
+    """The SSP's /metrics now (subtract two for the histogram over what happened in between)."""
+    return parse_snapshot(get(ssp.url("/metrics")).decode())
 
 
 def _cpu(pids: Sequence[int]) -> float:

@@ -3,10 +3,12 @@ against a real server (bench.baseline_proxy's bare intake) on 127.0.0.1."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,16 +83,19 @@ def test_deadline_bench_refuses_bad_options_before_starting_anything() -> None:
     assert main(["--max-ssp-cpu", "0"]) == 2 and main(["--max-ssp-cpu", "1.5"]) == 2
 
 
+def passing_up_to(limit: float, probed: list[float]) -> Callable[[float], bool]:
+    """A probe that passes at ``limit`` auctions/s and below, noting each rate it is asked."""
+
+    def passes(rate: float) -> bool:
+        probed.append(rate)
+        return rate <= limit
+
+    return passes
+
+
 def test_sustained_saturation_is_found_by_halving_below_a_peak_that_fails() -> None:
     probed: list[float] = []
-
-    def keeps_up_to(limit: float) -> Any:
-        def passes(rate: float) -> bool:
-            probed.append(rate)
-            return rate <= limit
-
-        return passes
-
+    keeps_up_to = functools.partial(passing_up_to, probed=probed)
     found = highest_passing(2000.0, 5, keeps_up_to(1300.0))
     assert probed == [2000.0, 1000.0, 1500.0, 1250.0, 1375.0, 1312.5]
     assert found == 1250.0  # the highest probed rate that passed, within 2000 / 2**5 of 1300
@@ -102,14 +107,7 @@ def test_sustained_saturation_is_found_by_halving_below_a_peak_that_fails() -> N
 def test_sustained_saturation_is_searched_above_a_peak_that_passes() -> None:
     """The closed loops' peak is a noisy estimate: when it passes, the search goes above it."""
     probed: list[float] = []
-
-    def keeps_up_to(limit: float) -> Any:
-        def passes(rate: float) -> bool:
-            probed.append(rate)
-            return rate <= limit
-
-        return passes
-
+    keeps_up_to = functools.partial(passing_up_to, probed=probed)
     found = highest_passing(1000.0, 3, keeps_up_to(1800.0))
     # 1000 ok, 1500 ok, 2250 no; then halvings of [1500, 2250] to within 1000 / 2**3
     assert probed == [1000.0, 1500.0, 2250.0, 1875.0, 1687.5, 1781.25]

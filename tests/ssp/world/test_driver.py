@@ -15,7 +15,15 @@ from ssp.dashboard import OBSERVERS
 from ssp.driver import TrafficDriver
 from ssp.world.settings import IntentSettings, TrafficSettings, TruthSettings, UserSettings
 from ssp.world.stats import TrafficStats
-from tests.conftest import StartDsp, StartSsp, eventually, free_port, recording, stats
+from tests.conftest import (
+    StartDsp,
+    StartSsp,
+    eventually,
+    free_port,
+    one_route_app,
+    recording,
+    stats,
+)
 from tests.ssp.world.conftest import make_world
 
 Server = Callable[..., Awaitable[TestServer]]
@@ -181,9 +189,7 @@ async def test_pixels_a_dsp_fails_are_failed_not_declined(
     async def broken(request: web.Request) -> web.Response:
         return web.Response(status=500)
 
-    ssp_app = web.Application()
-    ssp_app.router.add_post("/ad", ad)
-    ssp = await aiohttp_server(ssp_app)
+    ssp = await aiohttp_server(one_route_app(ad, "/ad"))
     dsp_app = web.Application()
     dsp_app.router.add_get("/pixel", broken)
     dsp = await aiohttp_server(dsp_app)
