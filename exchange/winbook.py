@@ -10,12 +10,21 @@ until a second collection, as the young collections reorder what they keep: the 
 second then filled the middle generation (15,700 of them at 1,200 auctions/s).
 :meth:`WinBook.get`, :meth:`~WinBook.bill` and :meth:`~WinBook.click` return a :class:`Win` built
 from the packed tuple: a copy, so the book changes only through them.
+
+The wins are kept in segments: dicts of at most :data:`SEGMENT` wins each, the oldest dropped
+when emptied. One dict of a hundred thousand wins rebuilds its table from time to time as wins
+come and go (every 74,762 adds at a steady 100,000), copying every entry while the event loop
+waits: measured at 10-25 ms, and one of the pauses not made by the garbage collector that made
+answers late in benchmark 3 (bench/RESULTS.md). A segment's table is never rebuilt larger than
+:data:`SEGMENT` wins, and takes no more wins once full, so no add copies more than a few
+thousand entries. The order of the wins, for dropping the oldest, is a deque of their tokens,
+which grows and shrinks by fixed blocks.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,53 +107,94 @@ def _unpack(token: str, t: tuple[Any, ...]) -> Win:
     return Win(token, t[1], bid, t[2], t[_CREATED], t[_BILLED], t[_CLICKS])
 
 
+#: The most wins in one of the book's dicts: growing one copies up to ~2/3 of this many entries
+#: (tens of microseconds); a lookup of an unknown token tries every segment (~25 when full).
+SEGMENT = 4096
+
+#: Expired wins dropped by one add at most, beyond those the capacity requires: after a quiet spell
+#: longer than the TTL, the first add would otherwise free the whole book in one go. Expired wins
+#: are never found meanwhile, and a steady flow expires about one win an add.
+EXPIRE_PER_ADD = 2
+
+
 class WinBook:
-    """Wins by beacon token. The oldest go first when full or older than ``ttl_s``."""
+    """Wins by beacon token. The oldest go first when full or older than ``ttl_s``.
+
+    Tokens are unique (the exchange's auction ids): a token added again replaces its win only
+    while that is in the newest segment, and is otherwise kept twice (each copy going in turn).
+    """
 
     def __init__(self, *, capacity: int = 100_000, ttl_s: float = 300.0) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
-        self._wins: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        #: Oldest first; only the last takes new wins.
+        self._segments: deque[dict[str, tuple[Any, ...]]] = deque([{}])
+        self._order: deque[str] = deque()  # every token in the book, oldest first
         self.evicted = 0
 
     def __len__(self) -> int:
-        return len(self._wins)
+        return len(self._order)
 
     def add(self, token: str, auction_id: str, bid: Bid, price_micros: int, created: float) -> None:
         """Keep a win (``created``, ``time.monotonic()``, must not go back in time), dropping
-        expired and excess wins."""
-        wins = self._wins
-        wins[token] = _pack(auction_id, bid, price_micros, created)
+        excess wins and (up to :data:`EXPIRE_PER_ADD`) expired ones."""
+        segments, order = self._segments, self._order
+        newest = segments[-1]
+        if len(newest) >= SEGMENT:
+            newest = {}
+            segments.append(newest)
+        packed = _pack(auction_id, bid, price_micros, created)
+        if token in newest:  # the same token again, just added: the newer win replaces it
+            newest[token] = packed
+            return
+        newest[token] = packed
+        order.append(token)
         limit = created - self.ttl_s
-        while len(wins) > self.capacity or next(iter(wins.values()))[_CREATED] < limit:
-            wins.popitem(last=False)
+        expire = EXPIRE_PER_ADD
+        while order:
+            oldest = segments[0]
+            first = order[0]
+            if len(order) <= self.capacity:
+                if expire == 0 or oldest[first][_CREATED] >= limit:
+                    break
+                expire -= 1
+            order.popleft()
+            del oldest[first]
             self.evicted += 1
+            if not oldest and len(segments) > 1:
+                segments.popleft()
 
-    def _live(self, token: str) -> tuple[Any, ...] | None:
-        packed = self._wins.get(token)
-        if packed is None or time.monotonic() - packed[_CREATED] > self.ttl_s:
-            return None
-        return packed
+    def _find(self, token: str) -> tuple[dict[str, tuple[Any, ...]], tuple[Any, ...]] | None:
+        """The segment holding ``token``'s win and the win, if it is there and not expired."""
+        for segment in reversed(self._segments):  # the newest first: beacons follow their wins
+            packed = segment.get(token)
+            if packed is not None:
+                if time.monotonic() - packed[_CREATED] > self.ttl_s:
+                    return None
+                return segment, packed
+        return None
 
     def get(self, token: str) -> Win | None:
         """The win of ``token`` (a copy), or None if unknown or expired."""
-        packed = self._live(token)
-        return None if packed is None else _unpack(token, packed)
+        found = self._find(token)
+        return None if found is None else _unpack(token, found[1])
 
     def bill(self, token: str) -> Win | None:
         """Mark the win billed and return it; None if unknown, expired or billed already."""
-        packed = self._live(token)
-        if packed is None or packed[_BILLED]:
+        found = self._find(token)
+        if found is None or found[1][_BILLED]:
             return None
+        segment, packed = found
         packed = (*packed[:_BILLED], True, *packed[_BILLED + 1 :])
-        self._wins[token] = packed
+        segment[token] = packed
         return _unpack(token, packed)
 
     def click(self, token: str) -> Win | None:
         """Count a click on the win and return it (with the new count); None if unknown or expired."""
-        packed = self._live(token)
-        if packed is None:
+        found = self._find(token)
+        if found is None:
             return None
+        segment, packed = found
         packed = (*packed[:_CLICKS], packed[_CLICKS] + 1, *packed[_CLICKS + 1 :])
-        self._wins[token] = packed
+        segment[token] = packed
         return _unpack(token, packed)

@@ -8,7 +8,7 @@ import time
 
 from exchange.bids import parse_bid_response
 from exchange.openrtb import parse_bid_request
-from exchange.winbook import WinBook
+from exchange.winbook import EXPIRE_PER_ADD, SEGMENT, WinBook
 
 REQUEST = parse_bid_request({"id": "r", "imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]})
 BIDS, _ = parse_bid_response(
@@ -114,7 +114,7 @@ def test_a_win_is_untracked_by_the_first_young_collection() -> None:
             fresh = dataclasses.replace(bid, adomain=(f"a{i}.example", "b.example"), cat=(f"{i}",))
             book.add(f"t{i}", "r", fresh, 1_000_000, now)
         gc.collect(0)
-        tracked = sum(gc.is_tracked(packed) for packed in book._wins.values())
+        tracked = sum(gc.is_tracked(p) for seg in book._segments for p in seg.values())
     finally:
         if was_enabled:
             gc.enable()
@@ -143,3 +143,50 @@ def test_expired_wins_go_on_insert_and_are_not_found() -> None:
     stale = WinBook(capacity=100, ttl_s=10)
     add(stale, "x", now - 11)  # expired as soon as it is looked up
     assert stale.get("x") is None
+
+
+def test_no_dict_of_the_book_grows_past_a_segment() -> None:
+    """A big dict rebuilds its whole table now and then as wins come and go (10-25 ms for
+    100,000): the book keeps its wins in dicts of at most SEGMENT, and drops the emptied ones."""
+    capacity = 3 * SEGMENT + 100
+    book = WinBook(capacity=capacity, ttl_s=60)
+    now = time.monotonic()
+    total = 4 * capacity
+    for i in range(total):
+        add(book, f"t{i}", now)
+        assert max(len(segment) for segment in book._segments) <= SEGMENT
+    assert len(book) == capacity and book.evicted == total - capacity
+    assert len(book._segments) <= capacity // SEGMENT + 2
+    assert sum(len(segment) for segment in book._segments) == capacity
+    oldest_kept = total - capacity
+    assert book.get(f"t{oldest_kept - 1}") is None and book.get(f"t{oldest_kept}") is not None
+    # beacons reach wins in any segment, and change only that win
+    old, new = f"t{oldest_kept}", f"t{total - 1}"
+    assert book.bill(old) is not None and book.click(old).clicks == 1  # type: ignore[union-attr]
+    assert book.get(old).billed and not book.get(new).billed  # type: ignore[union-attr]
+    assert sum(len(segment) for segment in book._segments) == capacity
+
+
+def test_a_quiet_spell_past_the_ttl_does_not_free_the_book_in_one_add() -> None:
+    book = WinBook(capacity=1_000, ttl_s=10)
+    now = time.monotonic()
+    for i in range(50):
+        add(book, f"old{i}", now - 100)
+    add(book, "new", now)
+    assert book.evicted == EXPIRE_PER_ADD and len(book) == 51 - EXPIRE_PER_ADD
+    assert book.get("old49") is None  # expired: never found, though not yet dropped
+    for i in range(50):
+        add(book, f"more{i}", now)
+    assert book.evicted == 50 and len(book) == 51
+    assert book.get("new") is not None
+
+
+def test_a_token_added_again_replaces_its_win() -> None:
+    book = WinBook(capacity=10, ttl_s=60)
+    now = time.monotonic()
+    add(book, "t", now)
+    book.add("t", "r2", BIDS[0], 2_000_000, now)
+    assert len(book) == 1 and book.get("t").price_micros == 2_000_000  # type: ignore[union-attr]
+    for i in range(20):
+        add(book, f"x{i}", now)
+    assert len(book) == 10 and book.get("t") is None
