@@ -467,9 +467,12 @@ def summarise(
 def gc_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any] | None:
     """The paced collector's counts over a run, from two /stats ``gc`` snapshots (None unless
     both are paced): collections per generation, forced (run with no gap or window for them), run
-    in a reserved window, and overrun (longer than the gap or window they were to fit in)."""
+    in a reserved window, and overrun (longer than the gap or window they were to fit in), with
+    each overrun of the run that ``recent_overruns`` still lists (its pause, CPU time and how far
+    past its limit it ended)."""
     if not before or not after or "forced" not in before or "forced" not in after:
         return None
+    first = before.get("overran", 0)
     return {
         "collections": [
             b - a for a, b in zip(before["collections"], after["collections"], strict=True)
@@ -477,7 +480,8 @@ def gc_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dic
         "forced": after["forced"] - before["forced"],
         "planned": after.get("planned", 0) - before.get("planned", 0),
         "cutoffs_moved": after.get("cutoffs_moved", 0) - before.get("cutoffs_moved", 0),
-        "overran": after.get("overran", 0) - before.get("overran", 0),
+        "overran": after.get("overran", 0) - first,
+        "overruns": [o for o in after.get("recent_overruns", ()) if o["number"] > first],
     }
 
 
@@ -643,7 +647,17 @@ def _gc_run(d: dict[str, Any] | None) -> str:
     return (
         f"; during the run: collections {d['collections']}, forced {d['forced']}, "
         f"in a reserved window {d['planned']} ({d['cutoffs_moved']:,} cutoffs moved), "
-        f"overran {d['overran']}"
+        f"overran {d['overran']}{_longest_overrun(d.get('overruns'))}"
+    )
+
+
+def _longest_overrun(overruns: list[dict[str, Any]] | None) -> str:
+    if not overruns:
+        return ""
+    o = max(overruns, key=lambda o: o["over_ms"])
+    return (
+        f" (the longest {o['over_ms']:.1f} ms past: a generation-{o['generation']} pause of "
+        f"{o['pause_ms']:.1f} ms, {o['cpu_ms']:.1f} ms of it on the CPU)"
     )
 
 

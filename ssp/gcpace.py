@@ -40,6 +40,9 @@ from typing import Any
 from exchange.pauses import PauseWindows
 from ssp.tasks import stop_task
 
+#: Overruns kept for /stats (``recent_overruns``).
+RECENT_OVERRUNS = 32
+
 
 class GcPacer:
     def __init__(
@@ -83,6 +86,11 @@ class GcPacer:
         #: ended later: a pause longer than expected, which makes those cutoffs' answers late.
         self.overran = 0
         self.max_overrun_s = 0.0
+        #: The last overruns, each ``(number, generation, pause_s, cpu_s, over_s)``: ``number``
+        #: counts overruns since start (the ``overran`` it made), so that a reader holding an
+        #: earlier ``overran`` knows which came since. CPU time well below the pause means the OS
+        #: ran something else meanwhile; close to it, the collection itself was long.
+        self.overruns: deque[tuple[int, int, float, float, float]] = deque(maxlen=RECENT_OVERRUNS)
         #: Longest single collection and the sum of all, seconds (wall clock); the CPU time of the
         #: longest (less than its wall time when the OS ran something else meanwhile).
         self.max_pause_s = 0.0
@@ -139,18 +147,19 @@ class GcPacer:
         deadline = self.next_deadline() if self.next_deadline is not None else None
         return None if deadline is None else deadline + self.slack_s
 
-    def collect(self, generation: int) -> float:
-        """Run one collection of ``generation`` now; its pause in seconds."""
+    def collect(self, generation: int) -> tuple[float, float]:
+        """Run one collection of ``generation`` now; its pause and CPU time in seconds."""
         t0, c0 = time.perf_counter(), time.thread_time()
         gc.collect(generation)
         pause = time.perf_counter() - t0
+        cpu = time.thread_time() - c0
         self.collections[generation] += 1
         self._recent[generation].append(pause)
         self.total_pause_s += pause
         if pause > self.max_pause_s:
             self.max_pause_s = pause
-            self.max_pause_cpu_s = time.thread_time() - c0
-        return pause
+            self.max_pause_cpu_s = cpu
+        return pause, cpu
 
     def poll(self, now: float) -> int | None:
         """Collect if one is due and fits (or is overdue); the generation collected, or None.
@@ -229,12 +238,13 @@ class GcPacer:
     def _collect_at(self, generation: int, now: float, end_by: float | None = None) -> int:
         """Collect ``generation`` now; with ``end_by`` (on ``now``'s clock), count it as overrun
         if it ends later."""
-        pause = self.collect(generation)
+        pause, cpu = self.collect(generation)
         if end_by is not None:
             over = now + pause - end_by
             if over > 0:
                 self.overran += 1
                 self.max_overrun_s = max(self.max_overrun_s, over)
+                self.overruns.append((self.overran, generation, pause, cpu, over))
         self._last = now
         self._due = now + self.interval_s
         return generation
@@ -250,6 +260,16 @@ class GcPacer:
             "planned": self.planned,
             "overran": self.overran,
             "max_overrun_ms": round(self.max_overrun_s * 1000, 3),
+            "recent_overruns": [
+                {
+                    "number": n,
+                    "generation": g,
+                    "pause_ms": round(pause * 1000, 3),
+                    "cpu_ms": round(cpu * 1000, 3),
+                    "over_ms": round(over * 1000, 3),
+                }
+                for n, g, pause, cpu, over in self.overruns
+            ],
             "cutoffs_moved": self.pauses.moved if self.pauses is not None else 0,
             "max_pause_ms": round(self.max_pause_s * 1000, 3),
             "max_pause_cpu_ms": round(self.max_pause_cpu_s * 1000, 3),

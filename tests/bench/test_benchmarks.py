@@ -167,11 +167,32 @@ def test_deadline_bench_reports_collections_run_in_reserved_windows() -> None:
         "planned": 1,
         "cutoffs_moved": 766,
         "overran": 0,
+        "overruns": [],
     }
     assert "during the run: collections [15, 1, 0], forced 2, in a reserved window 1" in _gc_run(
         during
     )
     assert gc_delta(None, later) is None and gc_delta({"mode": "automatic"}, later) is None
+
+
+def test_deadline_bench_names_the_longest_overrun_of_the_run() -> None:
+    def overrun(n: int, over_ms: float) -> dict[str, Any]:
+        return {"number": n, "generation": 0, "pause_ms": 9.5, "cpu_ms": 2.0, "over_ms": over_ms}
+
+    stats = {"mode": "paced", "collections": [10, 1, 0], "forced": 0, "overran": 2}
+    stats |= {"recent_overruns": [overrun(1, 30.0), overrun(2, 1.0)]}
+    later = stats | {"collections": [20, 2, 0], "overran": 4}
+    later |= {
+        "recent_overruns": [overrun(1, 30.0), overrun(2, 1.0), overrun(3, 7.5), overrun(4, 2)]
+    }
+    during = gc_delta(stats, later)
+    assert during is not None and during["overran"] == 2
+    assert [o["number"] for o in during["overruns"]] == [3, 4]  # not 1 and 2: before the run
+    line = _gc_run(during)
+    assert (
+        "overran 2 (the longest 7.5 ms past: a generation-0 pause of 9.5 ms, 2.0 ms of it" in line
+    )
+    assert "the longest" not in _gc_run(gc_delta(stats, stats))
 
 
 def sample(t: float, rss_mb: float, queue: int = 0, late: int = 0) -> dict[str, Any]:

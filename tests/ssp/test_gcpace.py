@@ -218,6 +218,10 @@ def test_a_collection_longer_than_its_gap_counts_as_overrun() -> None:
     assert pacer.overran == 1 and pacer.max_overrun_s > 0
     snap = pacer.snapshot()
     assert snap["overran"] == 1 and snap["max_overrun_ms"] == round(pacer.max_overrun_s * 1000, 3)
+    (recent,) = snap["recent_overruns"]
+    assert recent["number"] == 1 and recent["generation"] == 0
+    assert recent["over_ms"] == snap["max_overrun_ms"] and recent["pause_ms"] >= recent["over_ms"]
+    assert recent["cpu_ms"] >= 0
     cutoff[0] = 200.0  # far away: no overrun
     pacer._due = 100.2
     assert pacer.poll(100.2) == 0 and pacer.overran == 1
