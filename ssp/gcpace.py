@@ -11,7 +11,8 @@ A :class:`GcPacer` turns automatic collection off and collects from a timer inst
 generation every ``interval_s``, the middle one every ``gen1_every``-th time, everything every
 ``gen2_every``-th. Before each collection it asks ``next_deadline()`` (the earliest cutoff of the
 auctions still waiting) and waits for a gap: it collects only when the pause it expects (the
-longest of the last few of that generation) ends no later than ``slack_s`` after that cutoff. A
+longest of the last few of that generation, for an older one at least twice the longest young
+one: :meth:`GcPacer.expected_pause`) ends no later than ``slack_s`` after that cutoff. A
 young collection put off for ``max_defer_s`` (by default one interval) runs regardless: the longer
 it waits, the more young objects it has to walk, so waiting long for a gap would only make a
 longer pause (measured: put off for seconds on a saturated machine, one took 83 ms). A middle or
@@ -42,6 +43,10 @@ from ssp.tasks import stop_task
 
 #: Overruns kept for /stats (``recent_overruns``).
 RECENT_OVERRUNS = 32
+
+#: A middle or full collection is expected to take at least this many times the longest of the
+#: last young ones (see :meth:`GcPacer.expected_pause`).
+OLDER_OVER_YOUNG = 2.0
 
 
 class GcPacer:
@@ -130,12 +135,22 @@ class GcPacer:
         return 1 if n % self.gen1_every == 0 else 0
 
     def expected_pause(self, generation: int) -> float:
-        """The longest of the last few collections of ``generation``; before its first, that of
-        the generation below (an older collection walks at least what a younger one does)."""
-        for g in range(generation, -1, -1):
-            if self._recent[g]:
-                return max(self._recent[g])
-        return 0.0
+        """The longest of the last few collections of ``generation`` (or of a younger middle
+        one), and for a middle or full one at least :data:`OLDER_OVER_YOUNG` times the longest
+        recent young one.
+
+        An older collection walks what a younger one does and more. Its own last few ran up to
+        8 s ago, at a middle collection a second: when the load has just risen, they are the
+        pauses of a lighter load, while the young collections, ten a second, already show the
+        new one. In benchmark 3, the first middle collection of each run at 80% load was
+        expected to take 1-3 ms, took 9-11 ms, and ended 6.6-10.5 ms past the cutoff it was to
+        fit before; the young ones then took 5.6-7.4 ms.
+        """
+        young = max(self._recent[0], default=0.0)
+        if generation == 0:
+            return young
+        below = max(max(self._recent[g], default=0.0) for g in range(1, generation + 1))
+        return max(below, OLDER_OVER_YOUNG * young)
 
     def fits(self, generation: int, now: float) -> bool:
         """Would a collection of ``generation`` started ``now`` end in time for the next cutoff?"""

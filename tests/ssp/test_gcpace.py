@@ -10,7 +10,7 @@ import pytest
 
 from exchange.pauses import PauseWindows
 from ssp.config import SspSettings
-from ssp.gcpace import GcPacer
+from ssp.gcpace import OLDER_OVER_YOUNG, GcPacer
 from ssp.server import STATE
 from tests.conftest import StartDsp, StartSsp, bid_request, eventually, stats
 
@@ -124,13 +124,32 @@ async def test_the_ssp_paces_its_collections_and_says_so_in_stats(
         await asyncio.sleep(0)
 
 
-def test_an_older_generation_expects_at_least_the_pause_of_a_younger_one() -> None:
+def test_an_older_generation_expects_twice_the_longest_young_pause_at_least() -> None:
     pacer = GcPacer(interval_s=0.1)
     assert pacer.expected_pause(2) == 0.0
     pacer._recent[0].extend([0.003, 0.004])
-    assert pacer.expected_pause(1) == pacer.expected_pause(2) == 0.004
+    assert pacer.expected_pause(0) == 0.004
+    assert pacer.expected_pause(1) == pacer.expected_pause(2) == OLDER_OVER_YOUNG * 0.004
     pacer._recent[1].append(0.012)
-    assert (pacer.expected_pause(0), pacer.expected_pause(2)) == (0.004, 0.012)
+    assert (pacer.expected_pause(1), pacer.expected_pause(2)) == (0.012, 0.012)
+    pacer._recent[2].append(0.040)
+    assert (pacer.expected_pause(1), pacer.expected_pause(2)) == (0.012, 0.040)
+
+
+def test_a_middle_collection_after_a_quiet_spell_expects_the_new_load() -> None:
+    """Benchmark 3: middle collections of a quiet spell took ~1 ms; the load rose and the young
+    collections took 6 ms; the next middle one took 11 ms. Expected at 1 ms, it fit a gap of a few
+    ms and ended 10 ms past the cutoff it was to fit before; it must wait for a longer gap."""
+    cutoff: list[float | None] = [None]
+    pacer = GcPacer(interval_s=0.1, gen1_every=2, next_deadline=lambda: cutoff[0], slack_s=0.0)
+    pacer._recent[1].extend([0.001] * 8)  # the quiet spell's middle collections
+    pacer._recent[0].extend([0.001] * 4 + [0.006] * 4)  # the load is back
+    pacer._count = 1  # the next collection is a middle one
+    pacer._due = 100.0
+    cutoff[0] = 100.004  # a 4 ms gap: room for the old 1 ms, not for 6 ms or more
+    assert pacer.due_generation() == 1 and not pacer.fits(1, 100.0)
+    cutoff[0] = 100.013  # 13 ms: room for twice the young pauses
+    assert pacer.fits(1, 100.0)
 
 
 def test_a_collection_that_finds_no_gap_reserves_a_window_instead_of_forcing() -> None:
