@@ -120,17 +120,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.capacity < 1 or args.adds < 1 or args.rounds < 1 or args.lookups < 1:
         parser.error("--capacity, --adds, --rounds and --lookups must be >= 1")
+    info = machine()  # before pinning, which would make it report one CPU
     if args.cpu is not None:
         try:
             os.sched_setaffinity(0, {args.cpu})
         except (AttributeError, OSError) as exc:
             parser.error(f"--cpu {args.cpu}: {exc}")
-    info = machine()
     books: dict[str, Callable[[], Any]] = {
         "baseline (one OrderedDict)": lambda: OrderedBook(capacity=args.capacity, ttl_s=3600),
         "WinBook (segments)": lambda: WinBook(capacity=args.capacity, ttl_s=3600),
     }
     results: dict[str, list[dict[str, float]]] = {name: [] for name in books}
+    was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
@@ -142,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 del book
                 gc.collect()
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
     medians = {
         name: {k: statistics.median(run[k] for run in runs) for k in runs[0]}
         for name, runs in results.items()
