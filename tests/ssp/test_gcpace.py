@@ -124,6 +124,38 @@ async def test_the_ssp_paces_its_collections_and_says_so_in_stats(
         await asyncio.sleep(0)
 
 
+def test_the_pacer_sleeps_until_a_collection_is_due_unless_one_waits_for_its_gap() -> None:
+    pacer = GcPacer(interval_s=0.1, poll_s=0.005)
+    pacer._due = 10.1
+    assert pacer.next_poll_in(10.0) == pytest.approx(0.1)  # nothing to do before it is due
+    assert pacer.next_poll_in(10.1) == 0.005  # due: look for a gap every poll_s
+    assert pacer.next_poll_in(10.3) == 0.005
+    pacer._older = 1  # a middle collection waits for its gap
+    assert pacer.next_poll_in(10.0) == 0.005
+    pacer._plan = (0, 10.002, 10.004, 10.010)  # a window reserved: wake when it comes
+    assert pacer.next_poll_in(10.0) == pytest.approx(0.002)
+
+
+async def test_an_idle_pacer_polls_once_an_interval_not_every_poll() -> None:
+    pacer = GcPacer(interval_s=0.1, poll_s=0.005)
+    polls = 0
+    poll = pacer.poll
+
+    def counting(now: float) -> int | None:
+        nonlocal polls
+        polls += 1
+        return poll(now)
+
+    pacer.poll = counting  # type: ignore[method-assign]
+    pacer.start()
+    try:
+        await eventually(lambda: pacer.collections[0] >= 3, timeout=5, what="3 collections")
+    finally:
+        await pacer.stop()
+    # Polling every 5 ms, 3 intervals of 100 ms took 60 polls; now about one each.
+    assert polls <= 3 * 3
+
+
 def test_an_older_generation_expects_twice_the_longest_young_pause_at_least() -> None:
     pacer = GcPacer(interval_s=0.1)
     assert pacer.expected_pause(2) == 0.0
