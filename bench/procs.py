@@ -16,7 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -150,6 +150,29 @@ class ServerFailed(RuntimeError):
     pass
 
 
+@contextlib.contextmanager
+def paused(servers: Sequence[Server], settle_s: float = 1.0) -> Iterator[None]:
+    """Stop ``servers`` (SIGSTOP) while the block runs; continue them (SIGCONT) after it.
+
+    Two servers sharing a CPU, measured one after the other: the idle one's timers still wake it
+    hundreds of times a second, and the kernel lets a waking process take the CPU from the busy
+    one. Stopped, it takes none. Continued, its event loop sees one tick seconds late (an SSP's
+    loop-lag admission control would shed load for a moment), so the block's end waits
+    ``settle_s`` for that to pass before the servers are measured again.
+    """
+    stopped = [s for s in servers if s.proc.poll() is None]
+    for server in stopped:
+        server.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for server in stopped:
+            if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGCONT)
+        if stopped:
+            time.sleep(settle_s)
+
+
 class Processes:
     """The processes of one benchmark run."""
 
@@ -193,9 +216,12 @@ class Processes:
         raise ServerFailed(f"{server.name} did not answer /healthz in {timeout:.0f} s")
 
     def stop_all(self, grace: float = 5.0) -> None:
-        """SIGTERM each process by its PID, then SIGKILL what is still running after ``grace``."""
+        """SIGTERM each process by its PID, then SIGKILL what is still running after ``grace``.
+
+        A process :func:`paused` is continued first: stopped, it would not act on SIGTERM."""
         for server in self.servers:
             if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGCONT)
                 server.proc.terminate()
         deadline = time.monotonic() + grace
         for server in self.servers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,13 +21,14 @@ from bench.deadline_bench import (
     _disturbance,
     _gc,
     _gc_run,
+    confirmed,
     gc_delta,
     highest_passing,
     main,
     verdict,
     wellbehaved_timeouts,
 )
-from bench.procs import Processes, cpu_times, cpu_wait_seconds, niced, split_cpus
+from bench.procs import Processes, cpu_times, cpu_wait_seconds, niced, paused, split_cpus
 from bench.soak_bench import analyse, rss_kb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +83,7 @@ def test_deadline_bench_refuses_bad_options_before_starting_anything() -> None:
     assert main(["--probe-s", "0"]) == 2
     assert main(["--probe-steps", "-1"]) == 2
     assert main(["--max-ssp-cpu", "0"]) == 2 and main(["--max-ssp-cpu", "1.5"]) == 2
+    assert main(["--confirm", "0"]) == 2
 
 
 def passing_up_to(limit: float, probed: list[float]) -> Callable[[float], bool]:
@@ -118,6 +121,39 @@ def test_sustained_saturation_is_searched_above_a_peak_that_passes() -> None:
     assert probed == [1000.0, 1500.0, 2250.0]
 
 
+def test_a_rate_keeps_up_only_when_it_does_in_every_probe_in_a_row() -> None:
+    verdicts = {1000.0: [True, True], 1500.0: [True, False], 2000.0: [False, True]}
+    probed: list[float] = []
+
+    def probe(rate: float) -> bool:
+        probed.append(rate)
+        return verdicts[rate].pop(0)
+
+    twice = confirmed(probe, 2)
+    assert twice(1000.0) and probed == [1000.0, 1000.0]
+    probed.clear()
+    assert not twice(1500.0) and probed == [1500.0, 1500.0]  # lucky once
+    probed.clear()
+    assert not twice(2000.0) and probed == [2000.0]  # no second probe after a failure
+    assert confirmed(lambda rate: True, 1)(5.0)
+
+
+def test_a_search_with_confirmation_passes_over_a_rate_that_passed_by_luck() -> None:
+    """The peak passes its first probe by luck and fails its second: alone, the first would have
+    made the answer 2000 or more; confirmed, the search halves below it."""
+    luck = {2000.0: [True, False]}
+    probed: list[float] = []
+
+    def probe(rate: float) -> bool:
+        probed.append(rate)
+        if luck.get(rate):
+            return luck[rate].pop(0)
+        return rate <= 1300.0
+
+    assert highest_passing(2000.0, 2, confirmed(probe, 2)) == 1000.0
+    assert probed == [2000.0, 2000.0, 1000.0, 1000.0, 1500.0]
+
+
 def test_the_well_behaved_dsps_timeouts_leave_the_hung_one_out() -> None:
     def snap(d0: tuple[int, int], hung: tuple[int, int]) -> dict[str, Any]:
         bidders = {"d0": {"requests": d0[0], "timeouts": d0[1], "errors": 0}}
@@ -127,6 +163,33 @@ def test_the_well_behaved_dsps_timeouts_leave_the_hung_one_out() -> None:
     before, after = snap((100, 1), (100, 100)), snap((300, 5), (300, 300))
     assert wellbehaved_timeouts(before, after) == pytest.approx(4 / 200)
     assert wellbehaved_timeouts(after, after) is None  # no calls in between
+
+
+def _state(pid: int, wanted: str) -> str:
+    """Process ``pid``'s state letter, once it is ``wanted`` (a signal takes a moment), or after 5 s."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == wanted or time.monotonic() > deadline:
+            return state
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_server_not_measured_is_stopped_meanwhile_and_continued_after() -> None:
+    procs = Processes()
+    try:
+        server = procs.start("standin", "bench.standin_dsp", "--name", "d0")
+        with paused([server], settle_s=0.0):
+            assert _state(server.pid, "T") == "T"  # stopped: no timer of its own takes the CPU
+        assert _state(server.pid, "S") in "SR"
+        server.proc.send_signal(signal.SIGSTOP)  # left stopped, as after an interrupted block
+    finally:
+        started = time.monotonic()
+        procs.stop_all(grace=10.0)
+    # It was continued to act on SIGTERM, not killed after the grace period.
+    assert server.proc.returncode != -signal.SIGKILL
+    assert time.monotonic() - started < 10.0
 
 
 def test_a_child_can_be_kept_on_chosen_cpus() -> None:
