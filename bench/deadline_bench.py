@@ -3,11 +3,12 @@
 The world: the SSP (``gavel ssp``) calling 4 well-behaved DSPs (the constant bidder, prices
 1.00-1.75) and one that never answers, so every auction waits for it until the cutoff. Next to it,
 the baseline: a second SSP calling only the 4 well-behaved DSPs. Both run in the same invocation,
-on the same machine, one after the other; the one not measured is stopped (SIGSTOP) meanwhile. The DSPs and the load generator stand in for other
-machines: the SSPs get the first CPU to themselves and everything else runs on the others
-(``--pin``). The DSPs are lean stand-ins (:mod:`bench.standin_dsp`, the same bids for less than
-half of ``gavel dsp``'s CPU) so that they keep up with the SSP; ``--dsps gavel`` runs ``gavel dsp
---strategy constant`` and, hung, ``--hang-rate 1 --hang-s 2``.
+on the same machine, one after the other (the one not measured is stopped meanwhile, SIGSTOP). The
+DSPs and the load generator stand in for other machines: the SSPs get the first CPU to themselves
+and everything else runs on the others (``--pin``). The DSPs are lean stand-ins
+(:mod:`bench.standin_dsp`, the same bids for less than half of ``gavel dsp``'s CPU) so that they
+keep up with the SSP; ``--dsps gavel`` runs ``gavel dsp --strategy constant`` and, hung,
+``--hang-rate 1 --hang-s 2``.
 
 1. Peak: short closed loops (bench.loadgen) at 64, 128, 256 and 512 connections; the best gives
    each SSP's most auctions/s. Counted are the auctions the SSP ran, not its answers (an SSP
@@ -885,9 +886,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra, cpus=ssp_cpus)
             base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra, cpus=ssp_cpus)
             # The SSP measured has the CPU to itself: the other one is stopped meanwhile.
-            other = {id(ssp): base, id(base): ssp}
-            for key, server in (("baseline", base), ("hung", ssp)):
-                with paused([other[id(server)]]):
+            for key, server, idle in (("baseline", base, ssp), ("hung", ssp, base)):
+                with paused([idle]):
                     sat = saturation(
                         server,
                         body,
@@ -934,10 +934,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 1
             for share in loads:
                 rate = share * sat_rps
-                for label, server in (("hung", ssp), ("baseline", base)):
+                for label, server, idle in (("hung", ssp, base), ("baseline", base, ssp)):
                     if label == "baseline" and args.no_baseline:
                         continue
-                    with paused([other[id(server)]]):
+                    with paused([idle]):
                         run = open_loop_run(
                             server,
                             body,
