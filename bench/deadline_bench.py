@@ -479,6 +479,7 @@ def summarise(
         "wellbehaved_timeout_share": wellbehaved_timeouts(before, after),
         "gc": after.get("gc"),
         "gc_during_run": gc_delta(before.get("gc"), after.get("gc")),
+        "stalls_during_run": stall_delta(before.get("loop_lag_s"), after.get("loop_lag_s")),
         "margin_ms": after.get("margin_ms"),
         "client": client,
     }
@@ -502,6 +503,21 @@ def gc_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dic
         "cutoffs_moved": after.get("cutoffs_moved", 0) - before.get("cutoffs_moved", 0),
         "overran": after.get("overran", 0) - first,
         "overruns": [o for o in after.get("recent_overruns", ()) if o["number"] > first],
+    }
+
+
+def stall_delta(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The SSP's event-loop stalls over a run, from two /stats ``loop_lag_s`` snapshots (None
+    if the SSP does not list them): how many, and each that ``recent_stalls`` still lists (how
+    late its tick woke, the gap, and the loop thread's CPU time in it)."""
+    if not before or not after or "stalls" not in before or "stalls" not in after:
+        return None
+    first = before["stalls"]
+    return {
+        "stalls": after["stalls"] - first,
+        "recent": [s for s in after.get("recent_stalls", ()) if s["number"] > first],
     }
 
 
@@ -581,8 +597,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         "The well-behaved DSPs' timeouts (above --max-timeouts, they did not keep up), the hung",
         "DSP's calls (waited for until the cutoff / refused at once, its pool full),",
-        "the SSP's garbage collector (/stats gc, since start; then during the run) and its",
-        "deadline margin:",
+        "the SSP's garbage collector (/stats gc, since start; then during the run), its deadline",
+        "margin, and its event loop's stalls during the run (/stats loop_lag_s: a stall the SSP",
+        "spent little of on the CPU was the OS or the hypervisor running something else):",
     ]
     for run in results["runs"]:
         margin = run.get("margin_ms")
@@ -591,6 +608,7 @@ def render(results: dict[str, Any]) -> str:
             f"{_hung(run.get('hung_dsp'))}  {_gc(run.get('gc'))}"
             + _gc_run(run.get("gc_during_run"))
             + ("" if margin is None else f"; margin at the end {margin:.1f} ms")
+            + _stalls(run.get("stalls_during_run"))
         )
     lines += ["", "CPU, share of one core during each run (2 cores in all):"]
     for run in results["runs"]:
@@ -679,6 +697,20 @@ def _longest_overrun(overruns: list[dict[str, Any]] | None) -> str:
         f" (the longest {o['over_ms']:.1f} ms past: a generation-{o['generation']} pause of "
         f"{o['pause_ms']:.1f} ms, {o['cpu_ms']:.1f} ms of it on the CPU)"
     )
+
+
+def _stalls(d: dict[str, Any] | None) -> str:
+    if not d:
+        return ""
+    text = f"; event loop stalled (a tick > 5 ms late) {d['stalls']} times"
+    if d["recent"]:
+        s = max(d["recent"], key=lambda s: s["late_ms"])
+        share = s["cpu_ms"] / s["gap_ms"] if s["gap_ms"] else 0.0
+        text += (
+            f", the longest {s['late_ms']:.1f} ms late, the SSP on the CPU {share:.0%} of its "
+            f"{s['gap_ms']:.1f} ms"
+        )
+    return text
 
 
 def _gc(g: dict[str, Any] | None) -> str:

@@ -5,24 +5,43 @@ deadline, so auctions that are let in all answer late. A :class:`LagMonitor` tic
 ``interval_s`` and keeps a smoothed measure of how late its ticks wake up; while that lag is over
 the limit the SSP answers new auctions at once with 204 (counted as overload), which costs almost
 nothing and lets the auctions already running finish on time.
+
+A tick more than ``stall_s`` late is also kept as a *stall*, with the CPU time the loop's thread
+used from the tick's sleep to its waking. A stall the thread spent on the CPU was the SSP's own
+work (a long callback, a garbage collection); one it did not was time the OS gave something else,
+or the hypervisor took from the machine. An answer late by the one is the SSP's to fix; by the
+other, the machine's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 
 from ssp.tasks import stop_task
 
+#: Stalls kept for /stats (``recent_stalls``).
+RECENT_STALLS = 32
+
 
 class LagMonitor:
-    def __init__(self, *, interval_s: float = 0.01, smoothing: float = 0.3) -> None:
+    def __init__(
+        self, *, interval_s: float = 0.01, smoothing: float = 0.3, stall_s: float = 0.005
+    ) -> None:
         self.interval_s = interval_s
         self.smoothing = smoothing
+        self.stall_s = stall_s
         #: Smoothed event-loop lag (seconds): how late a tick wakes up, on average of late.
         self.lag = 0.0
         #: The largest single lag seen since start.
         self.max_lag = 0.0
+        #: Ticks more than ``stall_s`` late since start, and the last of them, each
+        #: ``(number, late_s, gap_s, cpu_s)``: how late the tick woke, the time from its sleep to
+        #: its waking, and the thread's CPU time in that gap. ``number`` counts stalls since start
+        #: (the ``stalls`` it made), so that a reader holding an earlier count knows which are new.
+        self.stalls = 0
+        self.recent: deque[tuple[int, float, float, float]] = deque(maxlen=RECENT_STALLS)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -36,9 +55,30 @@ class LagMonitor:
         interval = self.interval_s
         a = self.smoothing
         while True:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             await asyncio.sleep(interval)
-            late = max(0.0, time.perf_counter() - t0 - interval)
+            gap = time.perf_counter() - t0
+            late = max(0.0, gap - interval)
             self.lag += a * (late - self.lag)
             if late > self.max_lag:
                 self.max_lag = late
+            if late > self.stall_s:
+                self.stalls += 1
+                self.recent.append((self.stalls, late, gap, time.thread_time() - c0))
+
+    def snapshot(self) -> dict[str, object]:
+        """For /stats ``loop_lag_s``."""
+        return {
+            "smoothed": self.lag,
+            "max": self.max_lag,
+            "stalls": self.stalls,
+            "recent_stalls": [
+                {
+                    "number": n,
+                    "late_ms": round(late * 1000, 3),
+                    "gap_ms": round(gap * 1000, 3),
+                    "cpu_ms": round(cpu * 1000, 3),
+                }
+                for n, late, gap, cpu in self.recent
+            ],
+        }

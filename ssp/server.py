@@ -352,7 +352,7 @@ async def handle_stats(request: web.Request) -> web.Response:
     data["margin_ms"] = (
         margin.current if margin else state.exchange.settings.margin_ms / 1000
     ) * 1000
-    data["loop_lag_s"] = {"smoothed": state.lag.lag, "max": state.lag.max_lag}
+    data["loop_lag_s"] = state.lag.snapshot()
     data["gc"] = (
         state.gc.snapshot() if state.gc else {"mode": "auto", "threshold": gc.get_threshold()}
     )

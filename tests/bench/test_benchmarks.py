@@ -21,10 +21,12 @@ from bench.deadline_bench import (
     _disturbance,
     _gc,
     _gc_run,
+    _stalls,
     confirmed,
     gc_delta,
     highest_passing,
     main,
+    stall_delta,
     verdict,
     wellbehaved_timeouts,
 )
@@ -267,6 +269,27 @@ def sample(t: float, rss_mb: float, queue: int = 0, late: int = 0) -> dict[str, 
         "notices_sent": t * 10,
         "notices_dropped": 0,
     }
+
+
+def test_deadline_bench_names_the_longest_stall_of_the_run_and_its_cpu() -> None:
+    def stall(n: int, late_ms: float, cpu_ms: float) -> dict[str, Any]:
+        return {"number": n, "late_ms": late_ms, "gap_ms": late_ms + 10, "cpu_ms": cpu_ms}
+
+    before = {"smoothed": 0.0, "max": 0.05, "stalls": 1, "recent_stalls": [stall(1, 40.0, 50.0)]}
+    after = before | {
+        "stalls": 3,
+        "recent_stalls": [stall(1, 40, 50), stall(2, 6, 16), stall(3, 30, 4)],
+    }
+    during = stall_delta(before, after)
+    assert during == {"stalls": 2, "recent": [stall(2, 6, 16), stall(3, 30, 4)]}  # not the first
+    line = _stalls(during)
+    assert "stalled (a tick > 5 ms late) 2 times, the longest 30.0 ms late" in line
+    assert "on the CPU 10% of its 40.0 ms" in line  # 4 of 40 ms: the machine, not the SSP
+    assert (
+        _stalls(stall_delta(before, before)) == "; event loop stalled (a tick > 5 ms late) 0 times"
+    )
+    assert stall_delta({"smoothed": 0.0, "max": 0.0}, after) is None  # an SSP that lists none
+    assert _stalls(None) == ""
 
 
 def test_soak_memory_growth_is_measured_after_warm_up() -> None:

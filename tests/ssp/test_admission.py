@@ -21,6 +21,51 @@ async def test_lag_monitor_sees_a_blocked_loop() -> None:
     assert monitor.max_lag >= 0.05
 
 
+def _spin(cpu_s: float) -> None:
+    """Hold the loop on the CPU for ``cpu_s`` of this thread's CPU time (a long callback)."""
+    end = time.thread_time() + cpu_s
+    while time.thread_time() < end:
+        pass
+
+
+async def test_a_stall_says_whether_the_loop_was_on_the_cpu() -> None:
+    monitor = LagMonitor(interval_s=0.005, stall_s=0.02)
+    monitor.start()
+    try:
+        await asyncio.sleep(0.02)
+        assert monitor.stalls == 0
+        _spin(0.06)  # the SSP's own work
+        await asyncio.sleep(0.02)
+        time.sleep(0.06)  # off the CPU, as when the OS runs something else
+        await asyncio.sleep(0.02)
+    finally:
+        await monitor.stop()
+    # (A busy machine may add a stall of its own: look for the two made here, in order.)
+    long = [r for r in monitor.recent if r[1] >= 0.05]
+    assert monitor.stalls == len(monitor.recent) >= len(long) == 2
+    (n1, late1, gap1, cpu1), (n2, late2, gap2, cpu2) = long
+    assert n1 < n2
+    assert gap1 >= late1 and cpu1 >= 0.06  # on the CPU the whole time
+    assert gap2 >= late2 and cpu2 < 0.03  # off it
+    snap = monitor.snapshot()
+    assert snap["stalls"] == monitor.stalls
+    numbers = [s["number"] for s in snap["recent_stalls"]]  # type: ignore[attr-defined]
+    assert numbers == list(range(1, monitor.stalls + 1))
+
+
+async def test_stats_list_the_loops_recent_stalls(start_dsp: StartDsp, start_ssp: StartSsp) -> None:
+    client = await start_ssp(dsps=[await start_dsp("a", price=2.0)])
+    before = (await stats(client))["loop_lag_s"]
+    time.sleep(0.05)  # the test shares the SSP's loop: hold it
+    await asyncio.sleep(0.05)
+    after = (await stats(client))["loop_lag_s"]
+    assert after["stalls"] > before["stalls"]
+    stall = after["recent_stalls"][-1]
+    assert stall["number"] == after["stalls"]
+    assert stall["late_ms"] >= 30 and stall["gap_ms"] >= stall["late_ms"]
+    assert 0 <= stall["cpu_ms"] < stall["gap_ms"]
+
+
 async def test_auctions_are_shed_while_the_loop_lags(
     start_dsp: StartDsp, start_ssp: StartSsp
 ) -> None:
