@@ -113,6 +113,11 @@ class ExchangeMetrics:
             "gavel_event_loop_lag_seconds",
             "How late the SSP's event loop runs (smoothed); new auctions are shed past ssp.max_loop_lag_ms.",
         )
+        self.loop_stalls = c.counter(
+            "gavel_event_loop_stalls_total",
+            "Event-loop ticks more than 5 ms late (/stats loop_lag_s.recent_stalls says whether the "
+            "SSP was on the CPU meanwhile).",
+        )
         # The event log (ssp.event_log, exchange/eventlog.py); type: auction, impression, click,
         # conversion, notice.
         self.events_written = c.counter(

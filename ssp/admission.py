@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 
 from ssp.tasks import stop_task
 
@@ -27,11 +28,18 @@ RECENT_STALLS = 32
 
 class LagMonitor:
     def __init__(
-        self, *, interval_s: float = 0.01, smoothing: float = 0.3, stall_s: float = 0.005
+        self,
+        *,
+        interval_s: float = 0.01,
+        smoothing: float = 0.3,
+        stall_s: float = 0.005,
+        on_stall: Callable[[], object] | None = None,
     ) -> None:
         self.interval_s = interval_s
         self.smoothing = smoothing
         self.stall_s = stall_s
+        #: Called at each stall (the SSP counts them in ``gavel_event_loop_stalls_total``).
+        self.on_stall = on_stall
         #: Smoothed event-loop lag (seconds): how late a tick wakes up, on average of late.
         self.lag = 0.0
         #: The largest single lag seen since start.
@@ -65,6 +73,8 @@ class LagMonitor:
             if late > self.stall_s:
                 self.stalls += 1
                 self.recent.append((self.stalls, late, gap, time.thread_time() - c0))
+                if self.on_stall is not None:
+                    self.on_stall()
 
     def snapshot(self) -> dict[str, object]:
         """For /stats ``loop_lag_s``."""

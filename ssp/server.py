@@ -153,6 +153,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     elif state.ssp.gc_threshold:
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(state.ssp.gc_threshold, gen1, gen2)
+    state.lag.on_stall = state.metrics.loop_stalls.inc
     state.lag.start()
     try:
         yield

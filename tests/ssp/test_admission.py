@@ -64,6 +64,11 @@ async def test_stats_list_the_loops_recent_stalls(start_dsp: StartDsp, start_ssp
     assert stall["number"] == after["stalls"]
     assert stall["late_ms"] >= 30 and stall["gap_ms"] >= stall["late_ms"]
     assert 0 <= stall["cpu_ms"] < stall["gap_ms"]
+    metrics = await (await client.get("/metrics")).text()
+    counted = [
+        line for line in metrics.splitlines() if line.startswith("gavel_event_loop_stalls_total")
+    ]
+    assert counted and float(counted[0].split()[-1]) >= after["stalls"]
 
 
 async def test_auctions_are_shed_while_the_loop_lags(
