@@ -516,6 +516,7 @@ def stall_delta(
         return None
     first = before["stalls"]
     return {
+        "stall_ms": after.get("stall_ms", 5.0),
         "stalls": after["stalls"] - first,
         "recent": [s for s in after.get("recent_stalls", ()) if s["number"] > first],
     }
@@ -702,7 +703,7 @@ def _longest_overrun(overruns: list[dict[str, Any]] | None) -> str:
 def _stalls(d: dict[str, Any] | None) -> str:
     if not d:
         return ""
-    text = f"; event loop stalled (a tick > 5 ms late) {d['stalls']} times"
+    text = f"; event loop stalled (a tick > {d['stall_ms']:g} ms late) {d['stalls']} times"
     if d["recent"]:
         s = max(d["recent"], key=lambda s: s["late_ms"])
         share = s["cpu_ms"] / s["gap_ms"] if s["gap_ms"] else 0.0

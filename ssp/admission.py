@@ -81,6 +81,7 @@ class LagMonitor:
         return {
             "smoothed": self.lag,
             "max": self.max_lag,
+            "stall_ms": self.stall_s * 1000,
             "stalls": self.stalls,
             "recent_stalls": [
                 {

@@ -275,13 +275,15 @@ def test_deadline_bench_names_the_longest_stall_of_the_run_and_its_cpu() -> None
     def stall(n: int, late_ms: float, cpu_ms: float) -> dict[str, Any]:
         return {"number": n, "late_ms": late_ms, "gap_ms": late_ms + 10, "cpu_ms": cpu_ms}
 
-    before = {"smoothed": 0.0, "max": 0.05, "stalls": 1, "recent_stalls": [stall(1, 40.0, 50.0)]}
+    before = {"smoothed": 0.0, "max": 0.05, "stall_ms": 5.0, "stalls": 1}
+    before["recent_stalls"] = [stall(1, 40.0, 50.0)]
     after = before | {
         "stalls": 3,
         "recent_stalls": [stall(1, 40, 50), stall(2, 6, 16), stall(3, 30, 4)],
     }
     during = stall_delta(before, after)
-    assert during == {"stalls": 2, "recent": [stall(2, 6, 16), stall(3, 30, 4)]}  # not the first
+    expected = {"stall_ms": 5.0, "stalls": 2, "recent": [stall(2, 6, 16), stall(3, 30, 4)]}
+    assert during == expected  # not the first
     line = _stalls(during)
     assert "stalled (a tick > 5 ms late) 2 times, the longest 30.0 ms late" in line
     assert "on the CPU 10% of its 40.0 ms" in line  # 4 of 40 ms: the machine, not the SSP
@@ -289,6 +291,8 @@ def test_deadline_bench_names_the_longest_stall_of_the_run_and_its_cpu() -> None
         _stalls(stall_delta(before, before)) == "; event loop stalled (a tick > 5 ms late) 0 times"
     )
     assert stall_delta({"smoothed": 0.0, "max": 0.0}, after) is None  # an SSP that lists none
+    # the threshold is the SSP's, from /stats
+    assert "(a tick > 2.5 ms late)" in _stalls(stall_delta(before, after | {"stall_ms": 2.5}))
     assert _stalls(None) == ""
 
 

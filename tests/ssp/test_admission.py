@@ -48,7 +48,7 @@ async def test_a_stall_says_whether_the_loop_was_on_the_cpu() -> None:
     assert gap1 >= late1 and cpu1 >= 0.06  # on the CPU the whole time
     assert gap2 >= late2 and cpu2 < 0.03  # off it
     snap = monitor.snapshot()
-    assert snap["stalls"] == monitor.stalls
+    assert snap["stalls"] == monitor.stalls and snap["stall_ms"] == 20.0
     numbers = [s["number"] for s in snap["recent_stalls"]]  # type: ignore[attr-defined]
     assert numbers == list(range(1, monitor.stalls + 1))
 
@@ -60,8 +60,10 @@ async def test_stats_list_the_loops_recent_stalls(start_dsp: StartDsp, start_ssp
     await asyncio.sleep(0.05)
     after = (await stats(client))["loop_lag_s"]
     assert after["stalls"] > before["stalls"]
-    stall = after["recent_stalls"][-1]
-    assert stall["number"] == after["stalls"]
+    # the one made here: the longest since (a busy machine may add shorter ones around it)
+    new = [s for s in after["recent_stalls"] if s["number"] > before["stalls"]]
+    stall = max(new, key=lambda s: s["late_ms"])
+    assert before["stalls"] < stall["number"] <= after["stalls"]
     assert stall["late_ms"] >= 30 and stall["gap_ms"] >= stall["late_ms"]
     assert 0 <= stall["cpu_ms"] < stall["gap_ms"]
     metrics = await (await client.get("/metrics")).text()
