@@ -28,9 +28,10 @@ class SspSettings:
     #: Run ``gc.freeze()`` after start-up (fewer long collections on the hot path).
     gc_freeze: bool = True
     #: Collect garbage on a clock (ssp/gcpace.py): the young generation every this many ms, the
-    #: middle one every 10th time, all of it every 6,000th; automatic collection is off. 0 = leave
-    #: it to Python (with ``gc_threshold``). Bounds each pause to what is in flight.
-    gc_interval_ms: float = 100.0
+    #: middle one once a second, all of it every 10 minutes; automatic collection is off. 0 =
+    #: leave it to Python (with ``gc_threshold``). A young collection walks what was born since
+    #: the last one and still lives: every 10 ms, a tenth of the auctions in flight.
+    gc_interval_ms: float = 10.0
     #: With ``gc_interval_ms = 0``: the generation-0 threshold (Python's default: 700; 0 = leave
     #: it). An auction allocates hundreds of objects, so the default collects hundreds of times a
     #: second; a high one collects rarely but long (bench/RESULTS.md, benchmark 3).

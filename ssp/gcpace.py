@@ -8,11 +8,19 @@ waits until its cutoff, so cutoffs come every few milliseconds and a pause of 10
 benchmark 3, bench/RESULTS.md) always hits some.
 
 A :class:`GcPacer` turns automatic collection off and collects from a timer instead: the young
-generation every ``interval_s``, the middle one every ``gen1_every``-th time, everything every
-``gen2_every``-th. Before each collection it asks ``next_deadline()`` (the earliest cutoff of the
-auctions still waiting) and waits for a gap: it collects only when the pause it expects (the
-longest of the last few of that generation, for an older one at least twice the longest young
-one: :meth:`GcPacer.expected_pause`) ends no later than ``slack_s`` after that cutoff. A
+generation every ``interval_s`` (10 ms by default), the middle one every ``gen1_every``-th time
+(by default once a second), everything every ``gen2_every``-th (every 10 minutes). The objects a
+young collection finds alive move to the middle generation, which the next young ones skip, so a
+young collection walks only what was born since the last one and still lives: every 10 ms, a tenth
+of the auctions in flight, a pause well under a millisecond. Every 100 ms (the default before), each
+walked all of them, 3-5 ms at 1,150 auctions/s with a hung DSP, too long for the gaps between the
+cutoffs; the window reserved for it (below) came 100 ms later, by when the young generation had
+filled for twice as long. At 10 ms, 30 s at that rate had 1-7 event-loop stalls over 5 ms
+instead of 9-149 (bench/RESULTS.md).
+
+Before each collection the pacer asks ``next_deadline()`` (the earliest cutoff of the auctions
+still waiting) and waits for a gap: it collects only when the pause it expects
+(:meth:`GcPacer.expected_pause`) ends no later than ``slack_s`` after that cutoff. A
 young collection put off for ``max_defer_s`` (by default one interval) runs regardless: the longer
 it waits, the more young objects it has to walk, so waiting long for a gap would only make a
 longer pause (measured: put off for seconds on a saturated machine, one took 83 ms). A middle or
@@ -48,14 +56,22 @@ RECENT_OVERRUNS = 32
 #: last young ones (see :meth:`GcPacer.expected_pause`).
 OLDER_OVER_YOUNG = 2.0
 
+#: How often the middle and the full collections come by default (``gen1_every`` and
+#: ``gen2_every`` are these over ``interval_s``).
+MIDDLE_EVERY_S = 1.0
+FULL_EVERY_S = 600.0
+
+#: A reserved window is this many times the pause it is for (see :meth:`GcPacer._reserve`).
+WINDOW_OVER_PAUSE = 1.5
+
 
 class GcPacer:
     def __init__(
         self,
         *,
-        interval_s: float = 0.1,
-        gen1_every: int = 10,
-        gen2_every: int = 6000,
+        interval_s: float = 0.01,
+        gen1_every: int | None = None,
+        gen2_every: int | None = None,
         next_deadline: Callable[[], float | None] | None = None,
         slack_s: float = 0.002,
         poll_s: float = 0.005,
@@ -64,8 +80,14 @@ class GcPacer:
         pauses: PauseWindows | None = None,
         lead_s: float = 0.0,
     ) -> None:
-        if interval_s <= 0 or gen1_every < 1 or gen2_every < gen1_every:
-            raise ValueError("interval_s > 0 and 1 <= gen1_every <= gen2_every")
+        if interval_s <= 0:
+            raise ValueError("interval_s > 0")
+        if gen1_every is None:
+            gen1_every = max(1, round(MIDDLE_EVERY_S / interval_s))
+        if gen2_every is None:
+            gen2_every = max(gen1_every, round(FULL_EVERY_S / interval_s))
+        if gen1_every < 1 or gen2_every < gen1_every:
+            raise ValueError("1 <= gen1_every <= gen2_every")
         if max_defer_s is None:
             max_defer_s = interval_s
         if poll_s <= 0 or slack_s < 0 or max_defer_s < 0 or max_older_defer_s < 0 or lead_s < 0:
@@ -101,7 +123,9 @@ class GcPacer:
         self.max_pause_s = 0.0
         self.max_pause_cpu_s = 0.0
         self.total_pause_s = 0.0
-        self._recent: list[deque[float]] = [deque(maxlen=8) for _ in range(3)]
+        #: The last few pauses of each generation, each ``(pause_s, age_s)``: ``age_s`` is how
+        #: long the young generation had been filling (since the collection before).
+        self._recent: list[deque[tuple[float, float]]] = [deque(maxlen=8) for _ in range(3)]
         self._count = 0  # turns taken in the schedule: which generation is due next
         self._older: int | None = None  # a middle or full collection waiting for its gap
         self._older_since = 0.0
@@ -134,10 +158,19 @@ class GcPacer:
             return 2
         return 1 if n % self.gen1_every == 0 else 0
 
-    def expected_pause(self, generation: int) -> float:
+    def expected_pause(self, generation: int, age_s: float | None = None) -> float:
         """The longest of the last few collections of ``generation`` (or of a younger middle
         one), and for a middle or full one at least :data:`OLDER_OVER_YOUNG` times the longest
         recent young one.
+
+        With ``age_s``, how long the young generation will have been filling, each young pause
+        is scaled by it over the age it was measured at: a young collection walks what was born
+        since the one before, so one put off until a window 100 ms ahead walks ten times what
+        one every 10 ms does. Without the scaling, one such pause (4-6 ms) was expected of the
+        next eight young ones, so none fitted between the cutoffs, each got a window of its own,
+        and each of those walked 110 ms of births: the pacer collected every 110 ms, not every
+        10. The scaling is linear: past an auction's budget (its objects die with it) it
+        expects too much, which costs a longer window, never a late answer.
 
         An older collection walks what a younger one does and more. Its own last few ran up to
         8 s ago, at a middle collection a second: when the load has just risen, they are the
@@ -146,30 +179,36 @@ class GcPacer:
         expected to take 1-3 ms, took 9-11 ms, and ended 6.6-10.5 ms past the cutoff it was to
         fit before; the young ones then took 5.6-7.4 ms.
         """
-        young = max(self._recent[0], default=0.0)
+        young = max(
+            (p * age_s / a if age_s is not None and a > 0 else p for p, a in self._recent[0]),
+            default=0.0,
+        )
         if generation == 0:
             return young
-        below = max(max(self._recent[g], default=0.0) for g in range(1, generation + 1))
+        below = max(
+            max((p for p, _ in self._recent[g]), default=0.0) for g in range(1, generation + 1)
+        )
         return max(below, OLDER_OVER_YOUNG * young)
 
     def fits(self, generation: int, now: float) -> bool:
         """Would a collection of ``generation`` started ``now`` end in time for the next cutoff?"""
         limit = self._limit()
-        return limit is None or now + self.expected_pause(generation) <= limit
+        return limit is None or now + self.expected_pause(generation, now - self._last) <= limit
 
     def _limit(self) -> float | None:
         """When a collection must end: the next cutoff plus the slack (None: no auction waits)."""
         deadline = self.next_deadline() if self.next_deadline is not None else None
         return None if deadline is None else deadline + self.slack_s
 
-    def collect(self, generation: int) -> tuple[float, float]:
-        """Run one collection of ``generation`` now; its pause and CPU time in seconds."""
+    def collect(self, generation: int, age_s: float | None = None) -> tuple[float, float]:
+        """Run one collection of ``generation`` now, the young generation having filled for
+        ``age_s`` (default: one interval); its pause and CPU time in seconds."""
         t0, c0 = time.perf_counter(), time.thread_time()
         gc.collect(generation)
         pause = time.perf_counter() - t0
         cpu = time.thread_time() - c0
         self.collections[generation] += 1
-        self._recent[generation].append(pause)
+        self._recent[generation].append((pause, self.interval_s if age_s is None else age_s))
         self.total_pause_s += pause
         if pause > self.max_pause_s:
             self.max_pause_s = pause
@@ -235,16 +274,16 @@ class GcPacer:
     def _reserve(self, generation: int, now: float) -> bool:
         """Reserve a window for a collection that found no gap; False without ``pauses``.
 
-        The window's length is the expected pause, scaled by how much longer than one interval
-        the young generation will have been filling by then (up to 3 times), plus the slack on
-        either side.
+        The window's length is :data:`WINDOW_OVER_PAUSE` times the pause expected for a young
+        generation filling until then, plus the slack on either side: the room over the pause
+        lets the auctions cut off at the window's start answer first (a busy loop runs their
+        timers late) and leaves some for a pause longer than expected.
         """
         if self.pauses is None:
             return False
         at = now + self.lead_s + self.slack_s  # no cutoff already set falls after at - slack_s
-        scale = min(3.0, max(1.0, (at - self._last) / self.interval_s))
-        expected = self.expected_pause(generation)
-        length = expected * scale
+        expected = self.expected_pause(generation, at - self._last)
+        length = expected * WINDOW_OVER_PAUSE
         end = at + length + self.slack_s
         self.pauses.reserve(at - self.slack_s, end)
         self._plan = (generation, at, at + length - expected, end)
@@ -253,7 +292,7 @@ class GcPacer:
     def _collect_at(self, generation: int, now: float, end_by: float | None = None) -> int:
         """Collect ``generation`` now; with ``end_by`` (on ``now``'s clock), count it as overrun
         if it ends later."""
-        pause, cpu = self.collect(generation)
+        pause, cpu = self.collect(generation, now - self._last)
         if end_by is not None:
             over = now + pause - end_by
             if over > 0:

@@ -10,9 +10,14 @@ import pytest
 
 from exchange.pauses import PauseWindows
 from ssp.config import SspSettings
-from ssp.gcpace import OLDER_OVER_YOUNG, GcPacer
+from ssp.gcpace import OLDER_OVER_YOUNG, WINDOW_OVER_PAUSE, GcPacer
 from ssp.server import STATE
 from tests.conftest import StartDsp, StartSsp, bid_request, eventually, stats
+
+
+def remember(pacer: GcPacer, generation: int, *pauses: float, age: float = 0.1) -> None:
+    """Recent pauses of ``generation``, each after the young generation filled for ``age``."""
+    pacer._recent[generation].extend((p, age) for p in pauses)
 
 
 def test_collections_go_young_then_middle_then_everything() -> None:
@@ -29,9 +34,9 @@ def test_a_middle_collection_waits_for_its_gap_while_young_ones_go_on() -> None:
     pacer = GcPacer(
         interval_s=0.1, gen1_every=2, next_deadline=lambda: cutoff[0], max_older_defer_s=1
     )
-    pacer._recent[0].append(0.001)  # young collections: 1 ms; middle ones: 15 ms
-    pacer._recent[1].append(0.015)
-    pacer._due = 0.0
+    remember(pacer, 0, 0.001)  # young collections: 1 ms; middle ones: 15 ms
+    remember(pacer, 1, 0.015)
+    pacer._due, pacer._last = 0.0, 9.9
     assert pacer.poll(10.0) == 0
     cutoff[0] = 10.1 + 0.005  # the middle one's turn, a cutoff in 5 ms: only a young one fits
     assert pacer.poll(10.1) == 0 and pacer._older == 1
@@ -41,7 +46,7 @@ def test_a_middle_collection_waits_for_its_gap_while_young_ones_go_on() -> None:
     cutoff[0] = 10.25 + 0.02  # a 20 ms gap: the middle collection takes it
     assert pacer.poll(10.25) == 1 and pacer._older is None and pacer.forced == 0
     cutoff[0] = 20.0 + 0.001
-    pacer._due = 20.0
+    pacer._due, pacer._last = 20.0, 19.9
     pacer._count = 1  # the next turn is a middle collection's again
     assert pacer.poll(20.0) == 0 and pacer._older == 1  # parked again
     cutoff[0] = 21.0 + 0.001
@@ -51,14 +56,16 @@ def test_a_middle_collection_waits_for_its_gap_while_young_ones_go_on() -> None:
 def test_a_collection_waits_for_a_gap_between_cutoffs_but_not_forever() -> None:
     cutoff: list[float | None] = [None]
     pacer = GcPacer(interval_s=0.1, next_deadline=lambda: cutoff[0], slack_s=0.002, max_defer_s=1)
-    pacer._recent[0].append(0.010)  # young collections have taken 10 ms
-    pacer._due = 100.0
-    assert pacer.poll(99.0) is None  # not due yet
+    remember(pacer, 0, 0.010)  # young collections have taken 10 ms, one interval after the last
+    pacer._due, pacer._last = 100.0, 99.9
+    assert pacer.poll(99.95) is None  # not due yet
     cutoff[0] = 100.005  # a cutoff in 5 ms: a 10 ms pause would make it 5 ms late
     assert pacer.poll(100.0) is None and pacer.deferred == 1
-    cutoff[0] = 100.5 + 0.009  # 9 ms away, 2 ms of slack: the pause fits
-    assert pacer.poll(100.5) == 0 and pacer.forced == 0
-    pacer._due = 200.0
+    # 20 ms later the young generation has filled for 120 ms: a 12 ms pause. The next cutoff is
+    # 11.5 ms away, with 2 ms of slack: it fits.
+    cutoff[0] = 100.02 + 0.0115
+    assert pacer.poll(100.02) == 0 and pacer.forced == 0
+    pacer._due, pacer._last = 200.0, 199.9
     cutoff[0] = 200.0
     assert pacer.poll(200.9) is None  # still within max_defer_s
     assert pacer.poll(201.0) == 0 and pacer.forced == 1  # overdue: collected regardless
@@ -104,7 +111,7 @@ async def test_the_ssp_paces_its_collections_and_says_so_in_stats(
 ) -> None:
     client = await start_ssp(
         dsps=[await start_dsp("a", price=2.0)],
-        ssp=SspSettings(gc_freeze=False, gc_interval_ms=10),
+        ssp=SspSettings(gc_freeze=False, gc_interval_ms=20),  # the fixture turns the default off
     )
     try:
         assert not gc.isenabled()
@@ -116,7 +123,7 @@ async def test_the_ssp_paces_its_collections_and_says_so_in_stats(
 
         await eventually(collected, what="paced collections")
         gc_stats = (await stats(client))["gc"]
-        assert gc_stats["mode"] == "paced" and gc_stats["interval_ms"] == 10
+        assert gc_stats["mode"] == "paced" and gc_stats["interval_ms"] == 20
         await client.app[STATE].gc.stop()  # type: ignore[union-attr]
         assert gc.isenabled()
     finally:
@@ -159,13 +166,44 @@ async def test_an_idle_pacer_polls_once_an_interval_not_every_poll() -> None:
 def test_an_older_generation_expects_twice_the_longest_young_pause_at_least() -> None:
     pacer = GcPacer(interval_s=0.1)
     assert pacer.expected_pause(2) == 0.0
-    pacer._recent[0].extend([0.003, 0.004])
+    remember(pacer, 0, 0.003, 0.004)
     assert pacer.expected_pause(0) == 0.004
     assert pacer.expected_pause(1) == pacer.expected_pause(2) == OLDER_OVER_YOUNG * 0.004
-    pacer._recent[1].append(0.012)
+    remember(pacer, 1, 0.012)
     assert (pacer.expected_pause(1), pacer.expected_pause(2)) == (0.012, 0.012)
-    pacer._recent[2].append(0.040)
+    remember(pacer, 2, 0.040)
     assert (pacer.expected_pause(1), pacer.expected_pause(2)) == (0.012, 0.040)
+    # The young generation filling twice as long: twice the young pause, for the older ones too.
+    assert pacer.expected_pause(0, 0.2) == pytest.approx(0.008)
+    assert pacer.expected_pause(1, 0.2) == pytest.approx(max(0.012, OLDER_OVER_YOUNG * 0.008))
+
+
+def test_the_young_pause_expected_scales_with_how_long_the_generation_filled() -> None:
+    """A young collection walks what was born since the one before. One put off until a window
+    100 ms ahead walked ~11 intervals of births (4 ms); the next, 10 ms after it, walks one. Were
+    it expected to take the 4 ms, it would find no gap at high load and get a window of its own,
+    and so would the next: every collection 110 ms of births (benchmark 3, bench/RESULTS.md)."""
+    cutoff: list[float | None] = [None]
+    pacer = GcPacer(interval_s=0.01, next_deadline=lambda: cutoff[0], slack_s=0.002)
+    remember(pacer, 0, 0.0004, 0.0005, age=0.01)
+    remember(pacer, 0, 0.004, age=0.11)  # the planned one
+    assert pacer.expected_pause(0) == 0.004  # no age: the longest, as measured
+    assert pacer.expected_pause(0, 0.01) == pytest.approx(0.0005)
+    assert pacer.expected_pause(0, 0.11) == pytest.approx(0.0055)  # 0.5 ms a 10 ms, 11 of them
+    pacer._last = 100.0
+    cutoff[0] = 100.011  # a cutoff 1 ms after the next collection is due, 2 ms of slack
+    assert pacer.fits(0, 100.01)  # 0.5 ms: it fits
+    assert not pacer.fits(0, 100.1)  # put off 90 ms more: 5 ms, it would not
+
+
+def test_the_middle_and_full_collections_come_every_second_and_every_ten_minutes() -> None:
+    pacer = GcPacer()
+    assert (pacer.interval_s, pacer.gen1_every, pacer.gen2_every) == (0.01, 100, 60_000)
+    pacer = GcPacer(interval_s=0.1)
+    assert (pacer.gen1_every, pacer.gen2_every) == (10, 6000)
+    pacer = GcPacer(interval_s=2)  # longer than a second: each collection a middle one
+    assert (pacer.gen1_every, pacer.gen2_every) == (1, 300)
+    assert GcPacer(interval_s=0.01, gen1_every=5).gen2_every == 60_000
 
 
 def test_a_middle_collection_after_a_quiet_spell_expects_the_new_load() -> None:
@@ -174,10 +212,10 @@ def test_a_middle_collection_after_a_quiet_spell_expects_the_new_load() -> None:
     ms and ended 10 ms past the cutoff it was to fit before; it must wait for a longer gap."""
     cutoff: list[float | None] = [None]
     pacer = GcPacer(interval_s=0.1, gen1_every=2, next_deadline=lambda: cutoff[0], slack_s=0.0)
-    pacer._recent[1].extend([0.001] * 8)  # the quiet spell's middle collections
-    pacer._recent[0].extend([0.001] * 4 + [0.006] * 4)  # the load is back
+    remember(pacer, 1, *[0.001] * 8)  # the quiet spell's middle collections
+    remember(pacer, 0, *[0.001] * 4 + [0.006] * 4)  # the load is back
     pacer._count = 1  # the next collection is a middle one
-    pacer._due = 100.0
+    pacer._due, pacer._last = 100.0, 99.9
     cutoff[0] = 100.004  # a 4 ms gap: room for the old 1 ms, not for 6 ms or more
     assert pacer.due_generation() == 1 and not pacer.fits(1, 100.0)
     cutoff[0] = 100.013  # 13 ms: room for twice the young pauses
@@ -197,16 +235,20 @@ def test_a_collection_that_finds_no_gap_reserves_a_window_instead_of_forcing() -
         pauses=pauses,
         lead_s=0.1,
     )
-    pacer._recent[0].append(0.004)  # young collections take 4 ms
+    remember(pacer, 0, 0.004)  # young collections take 4 ms, one interval after the last
     pacer._due, pacer._last = 100.0, 99.9
     cutoff[0] = 100.001  # cutoffs every millisecond from now on: never a gap
     assert pacer.poll(100.0) is None and pacer.deferred == 1
     assert pacer.poll(100.11) is None  # overdue: a window instead of a forced collection
-    # Collected at 100.212; by 100.220 at the latest, for 4 ms to end inside the window.
-    assert pacer.forced == 0 and pacer._plan[:3] == pytest.approx((0, 100.212, 100.220))  # type: ignore[index]
-    # The young generation will have filled for 3 intervals by then: 3 x 4 ms, and the slack.
+    # Collected at 100.212, when the young generation will have filled for 312 ms: 3.12 x 4 ms
+    # expected, the window half as long again, and the slack on either side. The collection may
+    # start as late as leaves the 12.48 ms in the window.
+    pause = 0.004 * 3.12
+    length = pause * WINDOW_OVER_PAUSE
+    plan = pytest.approx((0, 100.212, 100.212 + length - pause))
+    assert pacer.forced == 0 and pacer._plan[:3] == plan  # type: ignore[index]
     ((start, end),) = pauses.windows
-    assert (start, end) == (pytest.approx(100.21), pytest.approx(100.212 + 0.012 + 0.002))
+    assert (start, end) == (pytest.approx(100.21), pytest.approx(100.212 + length + 0.002))
     assert pacer.poll(100.15) is None  # not yet
     cutoff[0] = start  # cut off at the window's start, but not answered yet (a late timer)
     assert pacer.poll(100.212) is None  # they go first: the window has room
@@ -228,15 +270,19 @@ def test_a_parked_older_collection_is_planned_when_its_wait_is_over() -> None:
         pauses=pauses,
         lead_s=0.1,
     )
-    pacer._recent[0].append(0.001)
-    pacer._recent[1].append(0.015)
-    pacer._due = 0.0
+    remember(pacer, 0, 0.001)
+    remember(pacer, 1, 0.015)
+    pacer._due, pacer._last = 0.0, 9.9
     assert pacer.poll(10.0) == 0
     cutoff[0] = 10.105  # the middle one's turn; only a young one fits
     assert pacer.poll(10.1) == 0 and pacer._older == 1
     cutoff[0] = 11.1 + 0.001
     assert pacer.poll(11.1) is None  # waited max_older_defer_s: planned, not forced
-    assert pacer._plan[:3] == pytest.approx((1, 11.202, 11.232))  # type: ignore[index]
+    # At 11.202 the young generation will have filled for 1.102 s: 11.02 times the 1 ms of a
+    # young collection, twice that for a middle one (more than its own last 15 ms).
+    pause = OLDER_OVER_YOUNG * 0.001 * 11.02
+    plan = pytest.approx((1, 11.202, 11.202 + pause * (WINDOW_OVER_PAUSE - 1)))
+    assert pacer._plan[:3] == plan  # type: ignore[index]
     assert pacer._older is None
     assert pauses.windows[0][1] - pauses.windows[0][0] >= 0.015 + 0.004
     cutoff[0] = pauses.windows[0][1]
@@ -247,7 +293,7 @@ def test_a_planned_collection_runs_regardless_once_its_window_has_no_room_left()
     cutoff: list[float | None] = [None]
     pauses = PauseWindows()
     pacer = GcPacer(interval_s=0.1, next_deadline=lambda: cutoff[0], pauses=pauses, lead_s=0.1)
-    pacer._recent[0].append(0.004)
+    remember(pacer, 0, 0.004)
     pacer._last = 99.9
     assert pacer._reserve(0, 100.0)
     _, at, latest, _ = pacer._plan  # type: ignore[misc]
@@ -262,7 +308,7 @@ def test_a_collection_longer_than_its_gap_counts_as_overrun() -> None:
     is what makes answers late without a forced collection: /stats counts it."""
     cutoff: list[float | None] = [None]
     pacer = GcPacer(interval_s=0.1, next_deadline=lambda: cutoff[0], slack_s=0.0)
-    pacer._recent[0].append(0.0)  # expected: no pause at all
+    remember(pacer, 0, 0.0)  # expected: no pause at all
     pacer._due = 100.0
     cutoff[0] = 100.0  # the next cutoff is now: any real pause ends past it
     assert pacer.poll(100.0) == 0 and pacer.forced == 0
