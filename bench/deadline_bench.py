@@ -22,8 +22,8 @@ keep up with the SSP; ``--dsps gavel`` runs ``gavel dsp --strategy constant`` an
    in two probes in a row (``--confirm``): one probe can pass by luck at a rate the SSP does not
    sustain.
 3. Open loop (bench.loadgen ``--rate``): the hung world at 50% and 80% of its sustained saturation
-   (``--saturation peak``: of its peak), and the baseline at the same rates, each for long enough
-   to cover 4,096 auctions after warm-up.
+   (``--saturation peak``: of its peak; ``--rate R``: of R, and steps 1 and 2 are skipped), and the
+   baseline at the same rates, each for long enough to cover 4,096 auctions after warm-up.
 4. Each run reports the SSP's slowest answer (p100) and p99:
    - server side, exact: ``/stats`` ``latency_s`` (the last 4,096 auctions) polled every second;
      only polls whose window lies inside the run count, so the max over them is the run's p100
@@ -560,7 +560,22 @@ def verdict(run: dict[str, Any], tmax_ms: float) -> list[str]:
 
 def render(results: dict[str, Any]) -> str:
     m, tmax = results["machine"], results["tmax_ms"]
-    sat_h, sat_b = results["saturation"]["hung"], results["saturation"]["baseline"]
+    sat = results["saturation"]
+    if "given" in sat:
+        measured = [
+            f"the loads are shares of {sat['given']['run_rps']:,.0f} auctions/s (--rate: no "
+            "saturation measured)"
+        ]
+    else:
+        sat_h, sat_b = sat["hung"], sat["baseline"]
+        measured = [
+            f"saturation (best closed loop of {results['options']['concurrency']} connections, "
+            f"auctions run/s): 4 DSPs + 1 hung {sat_h['run_rps']:,.0f}, baseline 4 DSPs "
+            f"{sat_b['run_rps']:,.0f} (ratio {sat_h['run_rps'] / max(sat_b['run_rps'], 1e-9):.2f}); "
+            f"shed {sat_h['shed']:,} / {sat_b['shed']:,}; client p99 {sat_h['p99_ms']:.1f} / "
+            f"{sat_b['p99_ms']:.1f} ms",
+            _sustained(sat.get("sustained"), results["options"]),
+        ]
     lines = [
         f"Deadline adherence (benchmark 3), {results['date']}",
         f"machine: {m['cpu_model']}, {m['nproc']} CPUs, {m['python']}, load average at start "
@@ -568,12 +583,7 @@ def render(results: dict[str, Any]) -> str:
         f"the DSPs ({_dsps(results['options'].get('dsps'))}) and the load generator run at nice "
         f"{results['options']['others_nice']}, the SSPs at the machine's default; "
         + _pin(results["options"]["pin"]),
-        f"saturation (best closed loop of {results['options']['concurrency']} connections, "
-        f"auctions run/s): 4 DSPs + 1 hung {sat_h['run_rps']:,.0f}, baseline 4 DSPs "
-        f"{sat_b['run_rps']:,.0f} (ratio {sat_h['run_rps'] / max(sat_b['run_rps'], 1e-9):.2f}); "
-        f"shed {sat_h['shed']:,} / {sat_b['shed']:,}; client p99 {sat_h['p99_ms']:.1f} / "
-        f"{sat_b['p99_ms']:.1f} ms",
-        _sustained(results["saturation"].get("sustained"), results["options"]),
+        *measured,
         "",
         f"{'open loop':<24}{'rate/s':>8}{'auctions':>9}{'shed':>6}{'timeouts':>9}"
         f"{'p99 srv':>9}{'p100 srv':>9}{'hist p99 (bucket]':>22}{'hist max':>12}"
@@ -784,6 +794,16 @@ def build_parser() -> argparse.ArgumentParser:
         "timed out everywhere",
     )
     p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="the loads are shares of R auctions/s: no peak loops and no search, straight to the "
+        "open-loop runs. To compare two builds or settings at the same load, run each with the "
+        "same --rate (a saturation measured twice differs by 10-20%% on a shared machine); to hold "
+        "one load longer, add --loads 1 --duration 60",
+    )
+    p.add_argument(
         "--max-timeouts",
         type=float,
         default=0.01,
@@ -863,10 +883,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.probe_steps < 0
         or not 0 < args.max_ssp_cpu <= 1
         or args.confirm < 1
+        or (args.rate is not None and args.rate <= 0)
     ):
         print(
             "deadline_bench: --max-timeouts in [0, 1), --probe-s > 0, --probe-steps >= 0, "
-            "--max-ssp-cpu in (0, 1], --confirm >= 1",
+            "--max-ssp-cpu in (0, 1], --confirm >= 1, --rate > 0",
             file=sys.stderr,
         )
         return 2
@@ -891,7 +912,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duration": args.duration,
             "others_nice": nice,
             "pin": None if split is None else {"ssp": sorted(split[0]), "others": sorted(split[1])},
-            "saturation": args.saturation,
+            "saturation": "given" if args.rate else args.saturation,
+            "rate": args.rate,
             "max_timeouts": args.max_timeouts,
             "max_ssp_cpu": args.max_ssp_cpu,
             "confirm": args.confirm,
@@ -918,8 +940,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hung = start_dsp(procs, "hung", *hang, nice=nice)
             ssp = start_ssp(procs, "SSP (4 DSPs + hung)", [*dsps, hung], *extra, cpus=ssp_cpus)
             base = start_ssp(procs, "SSP baseline (4 DSPs)", dsps, *extra, cpus=ssp_cpus)
+            if args.rate:  # the loads are shares of it: nothing to measure
+                results["saturation"]["given"] = {"run_rps": args.rate}
+                progress(f"the loads are shares of --rate {args.rate:,.0f} auctions/s")
             # The SSP measured has the CPU to itself: the other one is stopped meanwhile.
-            for key, server, idle in (("baseline", base, ssp), ("hung", ssp, base)):
+            measure = [] if args.rate else [("baseline", base, ssp), ("hung", ssp, base)]
+            for key, server, idle in measure:
                 with paused([idle]):
                     sat = saturation(
                         server,
@@ -935,8 +961,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "drain s): "
                     f"{sat['tries']}"
                 )
-            sat_rps = results["saturation"]["hung"]["run_rps"]
-            if args.saturation == "sustained":
+            sat_rps = results["saturation"]["given" if args.rate else "hung"]["run_rps"]
+            if args.saturation == "sustained" and not args.rate:
                 progress("searching for the most auctions/s the hung world keeps up with")
                 with paused([base]):
                     sustained = sustained_saturation(

@@ -86,6 +86,26 @@ def test_deadline_bench_refuses_bad_options_before_starting_anything() -> None:
     assert main(["--probe-steps", "-1"]) == 2
     assert main(["--max-ssp-cpu", "0"]) == 2 and main(["--max-ssp-cpu", "1.5"]) == 2
     assert main(["--confirm", "0"]) == 2
+    assert main(["--rate", "0"]) == 2 and main(["--rate", "-100"]) == 2
+
+
+@pytest.mark.slow
+def test_deadline_bench_runs_at_a_given_rate_without_measuring_a_saturation(tmp_path: Path) -> None:
+    """--rate: straight to the open-loop run, at a share of the rate given (two builds compared at
+    the same load). A subprocess: the benchmark pins the CPUs of the process it runs in."""
+    out = tmp_path / "run.json"
+    cmd = [sys.executable, "-m", "bench.deadline_bench", "--rate", "1000", "--loads", "0.8"]
+    cmd += ["--duration", "1", "--warmup", "0.5", "--no-baseline", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode in (0, 1), done.stderr  # 1: a target missed, on a busy machine
+    results = orjson.loads(out.read_bytes())
+    assert results["saturation"] == {"given": {"run_rps": 1000.0}}
+    assert results["options"]["rate"] == 1000.0
+    (run,) = results["runs"]
+    assert (run["world"], run["rate"]) == ("hung", 800.0)
+    assert run["auctions"] >= 4096 and run["server_p100_ms"] is not None
+    assert "the loads are shares of 1,000 auctions/s (--rate" in done.stdout
+    assert "closed loop" not in done.stdout and "sustained" not in done.stderr
 
 
 def passing_up_to(limit: float, probed: list[float]) -> Callable[[float], bool]:
