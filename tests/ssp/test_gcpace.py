@@ -20,6 +20,20 @@ def remember(pacer: GcPacer, generation: int, *pauses: float, age: float = 0.1) 
     pacer._recent[generation].extend((p, age) for p in pauses)
 
 
+def taking(pacer: GcPacer, young: float, middle: float) -> None:
+    """Collections that take ``young`` and ``middle`` seconds, and collect nothing: tests whose
+    arithmetic is about the pauses expected, which this process's own collections would change
+    (on a busy machine one can take several ms)."""
+
+    def collect(generation: int, age_s: float | None = None) -> tuple[float, float]:
+        pause = young if generation == 0 else middle
+        pacer.collections[generation] += 1
+        pacer._recent[generation].append((pause, pacer.interval_s if age_s is None else age_s))
+        return pause, pause
+
+    pacer.collect = collect  # type: ignore[method-assign]
+
+
 def test_collections_go_young_then_middle_then_everything() -> None:
     pacer = GcPacer(interval_s=1, gen1_every=3, gen2_every=6)
     pacer._due = 0.0
@@ -36,6 +50,7 @@ def test_a_middle_collection_waits_for_its_gap_while_young_ones_go_on() -> None:
     )
     remember(pacer, 0, 0.001)  # young collections: 1 ms; middle ones: 15 ms
     remember(pacer, 1, 0.015)
+    taking(pacer, 0.001, 0.015)
     pacer._due, pacer._last = 0.0, 9.9
     assert pacer.poll(10.0) == 0
     cutoff[0] = 10.1 + 0.005  # the middle one's turn, a cutoff in 5 ms: only a young one fits
@@ -272,6 +287,7 @@ def test_a_parked_older_collection_is_planned_when_its_wait_is_over() -> None:
     )
     remember(pacer, 0, 0.001)
     remember(pacer, 1, 0.015)
+    taking(pacer, 0.001, 0.015)
     pacer._due, pacer._last = 0.0, 9.9
     assert pacer.poll(10.0) == 0
     cutoff[0] = 10.105  # the middle one's turn; only a young one fits
