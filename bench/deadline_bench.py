@@ -864,6 +864,58 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def measure_saturation(
+    args: argparse.Namespace,
+    ssp: Server,
+    base: Server,
+    body: Path,
+    concurrencies: list[int],
+    nice: int,
+    found: dict[str, Any],
+    progress: Progress,
+) -> float:
+    """Steps 1 and 2: each SSP's peak, then (``--saturation sustained``) the hung world's
+    sustained rate; what the loads are shares of (0: no probed rate kept up). Each figure goes
+    into ``found``. The SSP measured has the CPU to itself: the other one is stopped meanwhile."""
+    for key, server, idle in (("baseline", base, ssp), ("hung", ssp, base)):
+        with paused([idle]):
+            sat = saturation(
+                server,
+                body,
+                concurrencies=concurrencies,
+                duration=args.saturation_duration,
+                nice=nice,
+            )
+        found[key] = sat
+        progress(
+            f"saturation {key}: {sat['run_rps']:,.0f} auctions/s run "
+            f"at {sat['concurrency']} connections; tries (connections, run/s, shed, "
+            f"drain s): {sat['tries']}"
+        )
+    if args.saturation != "sustained":
+        return float(found["hung"]["run_rps"])
+    progress("searching for the most auctions/s the hung world keeps up with")
+    with paused([base]):
+        sustained = sustained_saturation(
+            ssp,
+            body,
+            upper=found["hung"]["run_rps"],
+            max_timeouts=args.max_timeouts,
+            probe_s=args.probe_s,
+            steps=args.probe_steps,
+            tmax_ms=args.tmax_ms,
+            max_ssp_cpu=args.max_ssp_cpu,
+            confirm=args.confirm,
+            nice=nice,
+        )
+    found["sustained"] = sustained
+    progress(
+        f"sustained saturation: {sustained['run_rps']:,.0f} auctions/s; probes (rate, "
+        f"well-behaved timeouts, shed, p99 ms, SSP CPU, kept up): {sustained['tries']}"
+    )
+    return float(sustained["run_rps"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -943,54 +995,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.rate:  # the loads are shares of it: nothing to measure
                 results["saturation"]["given"] = {"run_rps": args.rate}
                 progress(f"the loads are shares of --rate {args.rate:,.0f} auctions/s")
-            # The SSP measured has the CPU to itself: the other one is stopped meanwhile.
-            measure = [] if args.rate else [("baseline", base, ssp), ("hung", ssp, base)]
-            for key, server, idle in measure:
-                with paused([idle]):
-                    sat = saturation(
-                        server,
-                        body,
-                        concurrencies=concurrencies,
-                        duration=args.saturation_duration,
-                        nice=nice,
-                    )
-                results["saturation"][key] = sat
-                progress(
-                    f"saturation {key}: {sat['run_rps']:,.0f} auctions/s run "
-                    f"at {sat['concurrency']} connections; tries (connections, run/s, shed, "
-                    "drain s): "
-                    f"{sat['tries']}"
+                sat_rps = args.rate
+            else:
+                sat_rps = measure_saturation(
+                    args, ssp, base, body, concurrencies, nice, results["saturation"], progress
                 )
-            sat_rps = results["saturation"]["given" if args.rate else "hung"]["run_rps"]
-            if args.saturation == "sustained" and not args.rate:
-                progress("searching for the most auctions/s the hung world keeps up with")
-                with paused([base]):
-                    sustained = sustained_saturation(
-                        ssp,
-                        body,
-                        upper=sat_rps,
-                        max_timeouts=args.max_timeouts,
-                        probe_s=args.probe_s,
-                        steps=args.probe_steps,
-                        tmax_ms=args.tmax_ms,
-                        max_ssp_cpu=args.max_ssp_cpu,
-                        confirm=args.confirm,
-                        nice=nice,
-                    )
-                results["saturation"]["sustained"] = sustained
-                progress(
-                    f"sustained saturation: {sustained['run_rps']:,.0f} auctions/s; probes (rate, "
-                    f"well-behaved timeouts, shed, p99 ms, SSP CPU, kept up): "
-                    f"{sustained['tries']}"
+            if sat_rps <= 0:
+                print(
+                    "deadline_bench: the world kept up with no probed rate; "
+                    "try --max-timeouts or --probe-steps",
+                    file=sys.stderr,
                 )
-                sat_rps = sustained["run_rps"]
-                if sat_rps <= 0:
-                    print(
-                        "deadline_bench: the world kept up with no probed rate; "
-                        "try --max-timeouts or --probe-steps",
-                        file=sys.stderr,
-                    )
-                    return 1
+                return 1
             for share in loads:
                 rate = share * sat_rps
                 for label, server, idle in (("hung", ssp, base), ("baseline", base, ssp)):

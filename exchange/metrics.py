@@ -115,8 +115,8 @@ class ExchangeMetrics:
         )
         self.loop_stalls = c.counter(
             "gavel_event_loop_stalls_total",
-            "Event-loop ticks more than 5 ms late (/stats loop_lag_s.recent_stalls says whether the "
-            "SSP was on the CPU meanwhile).",
+            "Event-loop ticks later than the stall threshold (/stats loop_lag_s.stall_ms; its "
+            "recent_stalls say whether the SSP was on the CPU meanwhile).",
         )
         # The event log (ssp.event_log, exchange/eventlog.py); type: auction, impression, click,
         # conversion, notice.

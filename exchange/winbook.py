@@ -17,8 +17,8 @@ come and go (every 74,762 adds at a steady 100,000), copying every entry while t
 waits: 8 ms on an idle core, 12-17 ms in a loaded SSP, one of the pauses not made by the garbage
 collector that made answers late in benchmark 3 (bench/RESULTS.md). A segment's table is never
 rebuilt larger than :data:`SEGMENT` wins, and takes no more wins once full, so no add copies more
-than a few thousand entries. The order of the wins, for dropping the oldest, is a deque of their tokens,
-which grows and shrinks by fixed blocks.
+than a few thousand entries. The order of the wins, for dropping the oldest, is a deque of their
+tokens, which grows and shrinks by fixed blocks.
 """
 
 from __future__ import annotations
