@@ -91,7 +91,9 @@ class Exchange:
         self.margin: AdaptiveMargin | None = None
         if settings.margin_max_ms > settings.margin_ms:
             self.margin = AdaptiveMargin(
-                floor_s=settings.margin_ms / 1000, cap_s=settings.margin_max_ms / 1000
+                floor_s=settings.margin_ms / 1000,
+                cap_s=settings.margin_max_ms / 1000,
+                per_load_s=settings.margin_per_load_ms / 1000,
             )
         #: Told of each auction, impression and click after the fact (event log, live view).
         self.listeners: tuple[Listener, ...] = tuple(listeners)

@@ -15,6 +15,9 @@ class ExchangeSettings:
     #: waited until its cutoff finished after it) of the last 10 s (exchange/margin.py); <= margin_ms:
     #: fixed.
     margin_max_ms: float = 15.0
+    #: ...and kept, while the exchange's thread is busy, at least at this times busy / (1 - busy)
+    #: (busy: its share of the time on the CPU; 3 ms: 12 ms at 80% busy); 0 = off.
+    margin_per_load_ms: float = 3.0
     currency: str = "USD"
     #: Units of ``currency`` per unit of another currency, for floors given in that currency.
     rates: dict[str, float] = field(default_factory=dict)
@@ -45,6 +48,8 @@ class ExchangeSettings:
             raise ValueError("exchange.margin_ms must be >= 0 and below exchange.tmax_ms")
         if not 0 <= self.margin_max_ms < self.tmax_ms:
             raise ValueError("exchange.margin_max_ms must be >= 0 and below exchange.tmax_ms")
+        if self.margin_per_load_ms < 0:
+            raise ValueError("exchange.margin_per_load_ms must be >= 0 (0 = off)")
         if not 0 <= self.fee_bps <= 10_000:
             raise ValueError("exchange.fee_bps must be between 0 and 10000")
         if self.increment < 0:

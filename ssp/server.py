@@ -154,6 +154,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(state.ssp.gc_threshold, gen1, gen2)
     state.lag.on_stall = state.metrics.loop_stalls.inc
+    if state.exchange.margin is not None:
+        state.lag.on_busy = state.exchange.margin.load  # a busy loop keeps a longer margin
     state.lag.start()
     try:
         yield

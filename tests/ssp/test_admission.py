@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from ssp.admission import LagMonitor
 from ssp.config import SspSettings
 from ssp.server import STATE
@@ -51,6 +53,45 @@ async def test_a_stall_says_whether_the_loop_was_on_the_cpu() -> None:
     assert snap["stalls"] == monitor.stalls and snap["stall_ms"] == 20.0
     numbers = [s["number"] for s in snap["recent_stalls"]]  # type: ignore[attr-defined]
     assert numbers == list(range(1, monitor.stalls + 1))
+
+
+async def test_the_monitor_measures_how_busy_the_loop_is() -> None:
+    shares: list[float] = []
+    monitor = LagMonitor(interval_s=0.005, busy_window_s=0.05, on_busy=shares.append)
+    monitor.start()
+    try:
+        await asyncio.sleep(0.02)
+        _spin(0.2)  # on the CPU for 4 windows: the next tick weighs in fully
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+        busy = monitor.busy
+        await asyncio.sleep(0.3)  # idle for 6 windows
+    finally:
+        await monitor.stop()
+    assert busy > 0.5  # (1.0 unless the machine took the CPU meanwhile)
+    assert monitor.busy < 0.2
+    assert shares and shares[-1] == monitor.busy and max(shares) >= busy
+    assert monitor.snapshot()["busy"] == monitor.busy
+
+
+async def test_a_busy_loop_keeps_a_longer_margin(start_dsp: StartDsp, start_ssp: StartSsp) -> None:
+    dsp = await start_dsp("a", price=2.0)
+    client = await start_ssp(dsps=[dsp])
+    lag = client.app[STATE].lag
+    lag.busy_window_s = 0.05
+    _spin(0.2)  # the test shares the SSP's loop: keep it on the CPU
+    await asyncio.sleep(0)
+    await asyncio.sleep(0.001)
+    await lag.stop()  # hold the measure still
+    busy = lag.busy
+    assert busy > 0.5
+    s = await stats(client)
+    margin_ms = min(15.0, max(5.0, 3.0 * busy / (1 - busy)))
+    assert s["loop_lag_s"]["busy"] == busy
+    assert s["margin_ms"] == pytest.approx(margin_ms)
+    resp = await client.post("/openrtb2/auction", json=bid_request())
+    assert resp.status == 200
+    assert dsp.bidder.seen_[-1].tmax <= 100 - margin_ms  # the bidder was told
 
 
 async def test_stats_list_the_loops_recent_stalls(start_dsp: StartDsp, start_ssp: StartSsp) -> None:
