@@ -113,6 +113,16 @@ class ExchangeMetrics:
             "gavel_event_loop_lag_seconds",
             "How late the SSP's event loop runs (smoothed); new auctions are shed past ssp.max_loop_lag_ms.",
         )
+        self.loop_busy = c.gauge(
+            "gavel_event_loop_busy_ratio",
+            "Share of the time the SSP's event-loop thread was on the CPU (smoothed over ~1 s); "
+            "the deadline margin grows with it.",
+        )
+        self.margin = c.gauge(
+            "gavel_deadline_margin_seconds",
+            "The margin kept before each auction's deadline for the exchange's own work; bidders "
+            "get the rest as their tmax.",
+        )
         self.loop_stalls = c.counter(
             "gavel_event_loop_stalls_total",
             "Event-loop ticks later than the stall threshold (/stats loop_lag_s.stall_ms; its "

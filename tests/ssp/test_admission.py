@@ -89,6 +89,14 @@ async def test_a_busy_loop_keeps_a_longer_margin(start_dsp: StartDsp, start_ssp:
     margin_ms = min(15.0, max(5.0, 3.0 * busy / (1 - busy)))
     assert s["loop_lag_s"]["busy"] == busy
     assert s["margin_ms"] == pytest.approx(margin_ms)
+    metrics = await (await client.get("/metrics")).text()
+    gauges = dict(
+        line.split()
+        for line in metrics.splitlines()
+        if line.startswith(("gavel_deadline_margin_", "gavel_event_loop_busy_"))
+    )
+    assert float(gauges["gavel_event_loop_busy_ratio"]) == pytest.approx(busy)
+    assert float(gauges["gavel_deadline_margin_seconds"]) == pytest.approx(margin_ms / 1000)
     resp = await client.post("/openrtb2/auction", json=bid_request())
     assert resp.status == 200
     assert dsp.bidder.seen_[-1].tmax <= 100 - margin_ms  # the bidder was told
