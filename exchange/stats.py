@@ -39,6 +39,8 @@ class Stats:
     filled: int = 0
     rejected: int = 0
     overload: int = 0
+    #: Loop turns new auctions yielded to auctions past their cutoff (Exchange.answers_first).
+    answers_first: int = 0
     imps: int = 0
     imps_filled: int = 0
     impressions: int = 0
@@ -74,6 +76,7 @@ class Stats:
             "filled": self.filled,
             "rejected": self.rejected,
             "overload": self.overload,
+            "answers_first": self.answers_first,
             "imps": self.imps,
             "imps_filled": self.imps_filled,
             "fill_rate": self.imps_filled / self.imps if self.imps else 0.0,

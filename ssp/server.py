@@ -140,8 +140,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if state.ssp.gc_freeze:
         gc.collect()
         gc.freeze()
+    # The cutoffs of the auctions waiting: new auctions let those past theirs answer first, and
+    # the pacer collects between them.
+    state.exchange.fanout.track_cutoffs = True
     if state.ssp.gc_interval_ms:
-        state.exchange.fanout.track_cutoffs = True  # the pacer collects between them
         state.gc = GcPacer(
             interval_s=state.ssp.gc_interval_ms / 1000,
             next_deadline=state.exchange.fanout.next_cutoff,
@@ -255,6 +257,7 @@ async def handle_openrtb(request: web.Request) -> web.Response:
     exchange = state.exchange
     assert exchange is not None
     arrival = time.perf_counter()
+    await exchange.answers_first()
     try:
         body = await _read(request)
         breq = parse_bid_request(
@@ -276,6 +279,7 @@ async def handle_ad(request: web.Request) -> web.Response:
     exchange = state.exchange
     assert exchange is not None
     arrival = time.perf_counter()
+    await exchange.answers_first()
     try:
         body = await _read(request)
         ad = parse_ad_request(body, state.sites)

@@ -115,3 +115,42 @@ async def test_an_exchange_that_answers_late_widens_its_margin() -> None:
         transports=[InProcessBidder(name="silent", bidder=_Silent())],
     )
     assert fixed.margin is None
+
+
+async def test_a_new_auction_lets_those_past_their_cutoff_answer_first() -> None:
+    settings = ExchangeSettings(seed=1, tmax_ms=20, margin_ms=5, margin_max_ms=0)
+    exchange = Exchange(
+        settings=settings, transports=[InProcessBidder(name="silent", bidder=_Silent())]
+    )
+    exchange.fanout.track_cutoffs = True
+    order: list[str] = []
+
+    async def waiting() -> None:
+        await exchange.auction(parse_bid_request(REQUEST), arrival=time.perf_counter())
+        order.append("answered")
+
+    async def arriving(first: bool) -> None:
+        if first:
+            await exchange.answers_first()
+        order.append("new one starts")
+
+    for first, expected in (
+        (False, ["new one starts", "answered"]),  # queued behind the new one
+        (True, ["answered", "new one starts"]),
+    ):
+        order.clear()
+        old = asyncio.create_task(waiting())
+        await asyncio.sleep(0.005)  # it waits for its bidder; its cutoff is at 15 ms
+        time.sleep(0.02)  # the loop held past that cutoff: its timer has not run yet
+        await asyncio.gather(old, asyncio.create_task(arriving(first)))
+        assert order == expected
+    assert exchange.stats.answers_first >= 1
+
+
+async def test_answers_first_needs_the_cutoffs_tracked() -> None:
+    exchange = Exchange(
+        settings=ExchangeSettings(seed=1), transports=[InProcessBidder(name="s", bidder=_Silent())]
+    )
+    assert not exchange.fanout.track_cutoffs
+    await exchange.answers_first()  # nothing to look at: returns at once
+    assert exchange.stats.answers_first == 0

@@ -168,3 +168,16 @@ async def test_the_gc_threshold_is_set_at_start_up(
         assert gc.get_threshold()[0] == 12_345
     finally:
         gc.set_threshold(*before)
+
+
+async def test_the_ssp_tracks_cutoffs_for_answers_first(
+    start_dsp: StartDsp, start_ssp: StartSsp
+) -> None:
+    client = await start_ssp(
+        dsps=[await start_dsp("a", price=2.0)], ssp=SspSettings(gc_freeze=False, gc_interval_ms=0)
+    )
+    assert client.app[STATE].gc is None  # no pacer: the cutoffs are tracked all the same
+    assert client.app[STATE].exchange.fanout.track_cutoffs
+    resp = await client.post("/openrtb2/auction", json=bid_request())
+    assert resp.status == 200
+    assert (await stats(client))["answers_first"] == 0  # nothing was past its cutoff
