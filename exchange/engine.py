@@ -129,6 +129,11 @@ class Exchange:
             self.stats.answers_first += 1
             await asyncio.sleep(0)
 
+    def margin_s(self) -> float:
+        """The margin in force (seconds): the adaptive one's, else ``exchange.margin_ms``."""
+        margin = self.margin
+        return margin.current if margin is not None else self.settings.margin_ms / 1000
+
     def budget_s(self, request: BidRequest) -> float:
         """The auction's time budget: the request's ``tmax`` capped by the configured maximum.
 
@@ -141,11 +146,7 @@ class Exchange:
         """Run the auction of ``request``, which arrived at ``arrival`` (``time.perf_counter()``)."""
         loop = asyncio.get_running_loop()
         margin = self.margin
-        cutoff = (
-            arrival
-            + self.budget_s(request)
-            - (margin.current if margin is not None else self.settings.margin_ms / 1000)
-        )
+        cutoff = arrival + self.budget_s(request) - self.margin_s()
         if self.pauses.windows:
             cutoff = self.pauses.adjust(cutoff)
         outcomes = await self.fanout.run(request, cutoff=cutoff)

@@ -355,7 +355,7 @@ async def handle_stats(request: web.Request) -> web.Response:
     data["pid"] = os.getpid()  # which worker answered, when several share the port
     data["late_calls_draining"] = state.exchange.fanout.late_in_flight
     data["late_calls_given_up"] = state.exchange.fanout.late_given_up
-    data["margin_ms"] = _margin_s(state.exchange) * 1000
+    data["margin_ms"] = state.exchange.margin_s() * 1000
     data["loop_lag_s"] = state.lag.snapshot()
     data["gc"] = (
         state.gc.snapshot() if state.gc else {"mode": "auto", "threshold": gc.get_threshold()}
@@ -365,19 +365,13 @@ async def handle_stats(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(data), content_type=JSON)
 
 
-def _margin_s(exchange: Exchange) -> float:
-    """The deadline margin in force (seconds)."""
-    margin = exchange.margin
-    return margin.current if margin is not None else exchange.settings.margin_ms / 1000
-
-
 async def handle_metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.exchange is not None:
         state.metrics.late_calls.set(state.exchange.fanout.late_in_flight)
         state.metrics.loop_lag.set(state.lag.lag)
         state.metrics.loop_busy.set(state.lag.busy)
-        state.metrics.margin.set(_margin_s(state.exchange))
+        state.metrics.margin.set(state.exchange.margin_s())
         if state.exchange.notices is not None:
             state.metrics.notice_queue.set(state.exchange.notices.queue.qsize())
     return web.Response(body=state.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
