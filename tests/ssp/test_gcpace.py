@@ -96,6 +96,8 @@ def test_bad_settings_are_refused() -> None:
         GcPacer(interval_s=0.1, gen1_every=10, gen2_every=5)
     with pytest.raises(ValueError):
         GcPacer(interval_s=0.1, poll_s=0)
+    with pytest.raises(ValueError, match="force_young_s"):
+        GcPacer(interval_s=0.1, force_young_s=-0.001)
     with pytest.raises(ValueError, match="gc_interval_ms"):
         SspSettings(gc_interval_ms=-1)
 
@@ -272,6 +274,54 @@ def test_a_collection_that_finds_no_gap_reserves_a_window_instead_of_forcing() -
     assert (pacer.planned, pacer.forced, pacer.collections[0]) == (1, 0, 1)
     assert not pauses.windows  # released once the pause is over
     assert pacer.snapshot()["planned"] == 1
+
+
+def test_an_overdue_young_collection_expected_short_runs_without_a_gap() -> None:
+    """Benchmark 3 at 80% load (0.92 of the core): young collections sent to windows a budget ahead walked 130 ms of
+    births (6-10 ms each) and the loop, behind its cutoffs after each, found no gap for the next
+    one either. One expected to take at most ``force_young_s`` runs when overdue instead: the
+    deadline margin absorbs that much, and the generation stays one interval young."""
+    cutoff: list[float | None] = [None]
+    pauses = PauseWindows()
+    pacer = GcPacer(
+        interval_s=0.01,
+        next_deadline=lambda: cutoff[0],
+        slack_s=0.002,
+        pauses=pauses,
+        lead_s=0.1,
+    )
+    taking(pacer, 0.0015, 0.01)
+    # The last one was planned: 7 ms after 130 ms of births, ~0.5 ms an interval.
+    remember(pacer, 0, 0.007, age=0.13)
+    pacer._due, pacer._last = 100.0, 99.99
+    cutoff[0] = 99.99  # the loop runs behind: a cutoff past, its answer not made yet
+    assert not pacer.fits(0, 100.0)
+    assert pacer.poll(100.0) is None and pacer.deferred == 1  # put off, one interval at most
+    # Overdue, 20 ms of births: ~1.1 ms expected, under the 2 ms: collected now, not planned.
+    assert pacer.expected_pause(0, 0.02) == pytest.approx(0.007 * 0.02 / 0.13)
+    assert pacer.poll(100.01) == 0
+    assert (pacer.forced, pacer.planned, pacer._plan) == (1, 0, None)
+    assert not pauses.windows
+    # With 1.5 ms young pauses (0.5 ms expected ten intervals ago), 30 ms of births would take
+    # 4.5 ms: more than the margin should absorb, so that one gets a window.
+    pacer._recent[0].clear()
+    remember(pacer, 0, 0.0015, age=0.01)
+    pacer._due = 100.02
+    cutoff[0] = 100.019
+    assert pacer.poll(100.02) is None and pacer.deferred == 2
+    assert pacer.poll(100.04) is None and pacer._plan is not None and pauses.windows
+    assert pacer.forced == 1
+    # force_young_s = 0: every overdue young collection gets its window, as before.
+    strict = GcPacer(
+        interval_s=0.01,
+        next_deadline=lambda: 99.0,
+        pauses=PauseWindows(),
+        lead_s=0.1,
+        force_young_s=0,
+    )
+    remember(strict, 0, 0.0001, age=0.01)
+    strict._due, strict._last = 100.0, 99.99
+    assert strict.poll(100.01) is None and strict._plan is not None
 
 
 def test_a_parked_older_collection_is_planned_when_its_wait_is_over() -> None:
