@@ -277,9 +277,9 @@ def test_a_collection_that_finds_no_gap_reserves_a_window_instead_of_forcing() -
 
 
 def test_an_overdue_young_collection_expected_short_runs_without_a_gap() -> None:
-    """Benchmark 3 at 80% load (0.92 of the core): young collections sent to windows a budget ahead walked 130 ms of
-    births (6-10 ms each) and the loop, behind its cutoffs after each, found no gap for the next
-    one either. One expected to take at most ``force_young_s`` runs when overdue instead: the
+    """Benchmark 3 at 80% load (0.92 of the core): young collections sent to windows a budget
+    ahead walked 130 ms of births (6-10 ms each) and the loop, behind its cutoffs after each,
+    found no gap for the next one either. One expected to take at most ``force_young_s`` runs when overdue instead: the
     deadline margin absorbs that much, and the generation stays one interval young."""
     cutoff: list[float | None] = [None]
     pauses = PauseWindows()
@@ -302,8 +302,8 @@ def test_an_overdue_young_collection_expected_short_runs_without_a_gap() -> None
     assert pacer.poll(100.01) == 0
     assert (pacer.forced, pacer.planned, pacer._plan) == (1, 0, None)
     assert not pauses.windows
-    # With 1.5 ms young pauses (0.5 ms expected ten intervals ago), 30 ms of births would take
-    # 4.5 ms: more than the margin should absorb, so that one gets a window.
+    # Young pauses of 1.5 ms an interval: 30 ms of births would take 4.5 ms, over the 2 ms, so
+    # that one gets a window.
     pacer._recent[0].clear()
     remember(pacer, 0, 0.0015, age=0.01)
     pacer._due = 100.02
