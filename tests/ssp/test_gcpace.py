@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,12 @@ from tests.conftest import StartDsp, StartSsp, bid_request, eventually, stats
 def remember(pacer: GcPacer, generation: int, *pauses: float, age: float = 0.1) -> None:
     """Recent pauses of ``generation``, each after the young generation filled for ``age``."""
     pacer._recent[generation].extend((p, age) for p in pauses)
+
+
+def windowed(cutoff: list[float | None], pauses: PauseWindows, **settings: Any) -> GcPacer:
+    """A pacer whose next cutoff is ``cutoff[0]``, reserving its windows in ``pauses`` one budget
+    (100 ms) ahead."""
+    return GcPacer(next_deadline=lambda: cutoff[0], pauses=pauses, lead_s=0.1, **settings)
 
 
 def taking(pacer: GcPacer, young: float, middle: float) -> None:
@@ -244,14 +251,7 @@ def test_a_collection_that_finds_no_gap_reserves_a_window_instead_of_forcing() -
     it reserves a window one budget (lead_s) ahead, sized by the pause it expects, and runs then."""
     cutoff: list[float | None] = [None]
     pauses = PauseWindows()
-    pacer = GcPacer(
-        interval_s=0.1,
-        next_deadline=lambda: cutoff[0],
-        slack_s=0.002,
-        max_defer_s=0.1,
-        pauses=pauses,
-        lead_s=0.1,
-    )
+    pacer = windowed(cutoff, pauses, interval_s=0.1, slack_s=0.002, max_defer_s=0.1)
     remember(pacer, 0, 0.004)  # young collections take 4 ms, one interval after the last
     pacer._due, pacer._last = 100.0, 99.9
     cutoff[0] = 100.001  # cutoffs every millisecond from now on: never a gap
@@ -279,17 +279,12 @@ def test_a_collection_that_finds_no_gap_reserves_a_window_instead_of_forcing() -
 def test_an_overdue_young_collection_expected_short_runs_without_a_gap() -> None:
     """Benchmark 3 at 80% load (0.92 of the core): young collections sent to windows a budget
     ahead walked 130 ms of births (6-10 ms each) and the loop, behind its cutoffs after each,
-    found no gap for the next one either. One expected to take at most ``force_young_s`` runs when overdue instead: the
-    deadline margin absorbs that much, and the generation stays one interval young."""
+    found no gap for the next one either. One expected to take at most ``force_young_s`` runs
+    when overdue instead: the deadline margin absorbs that much, and the generation stays one
+    interval young."""
     cutoff: list[float | None] = [None]
     pauses = PauseWindows()
-    pacer = GcPacer(
-        interval_s=0.01,
-        next_deadline=lambda: cutoff[0],
-        slack_s=0.002,
-        pauses=pauses,
-        lead_s=0.1,
-    )
+    pacer = windowed(cutoff, pauses, interval_s=0.01, slack_s=0.002)
     taking(pacer, 0.0015, 0.01)
     # The last one was planned: 7 ms after 130 ms of births, ~0.5 ms an interval.
     remember(pacer, 0, 0.007, age=0.13)
@@ -312,13 +307,7 @@ def test_an_overdue_young_collection_expected_short_runs_without_a_gap() -> None
     assert pacer.poll(100.04) is None and pacer._plan is not None and pauses.windows
     assert pacer.forced == 1
     # force_young_s = 0: every overdue young collection gets its window, as before.
-    strict = GcPacer(
-        interval_s=0.01,
-        next_deadline=lambda: 99.0,
-        pauses=PauseWindows(),
-        lead_s=0.1,
-        force_young_s=0,
-    )
+    strict = windowed([99.0], PauseWindows(), interval_s=0.01, force_young_s=0)
     remember(strict, 0, 0.0001, age=0.01)
     strict._due, strict._last = 100.0, 99.99
     assert strict.poll(100.01) is None and strict._plan is not None
@@ -327,14 +316,7 @@ def test_an_overdue_young_collection_expected_short_runs_without_a_gap() -> None
 def test_a_parked_older_collection_is_planned_when_its_wait_is_over() -> None:
     cutoff: list[float | None] = [None]
     pauses = PauseWindows()
-    pacer = GcPacer(
-        interval_s=0.1,
-        gen1_every=2,
-        next_deadline=lambda: cutoff[0],
-        max_older_defer_s=1,
-        pauses=pauses,
-        lead_s=0.1,
-    )
+    pacer = windowed(cutoff, pauses, interval_s=0.1, gen1_every=2, max_older_defer_s=1)
     remember(pacer, 0, 0.001)
     remember(pacer, 1, 0.015)
     taking(pacer, 0.001, 0.015)
@@ -358,7 +340,7 @@ def test_a_parked_older_collection_is_planned_when_its_wait_is_over() -> None:
 def test_a_planned_collection_runs_regardless_once_its_window_has_no_room_left() -> None:
     cutoff: list[float | None] = [None]
     pauses = PauseWindows()
-    pacer = GcPacer(interval_s=0.1, next_deadline=lambda: cutoff[0], pauses=pauses, lead_s=0.1)
+    pacer = windowed(cutoff, pauses, interval_s=0.1)
     remember(pacer, 0, 0.004)
     pacer._last = 99.9
     assert pacer._reserve(0, 100.0)
